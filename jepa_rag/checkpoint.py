@@ -1,0 +1,128 @@
+"""Checkpoints: ``model.safetensors`` (the heads only) + ``adapter_config.json``. No pickle anywhere.
+
+``adapter_config.json`` holds the format version, the full :class:`ModelConfig`, the base model's fingerprint,
+the sha256 of ``model.safetensors`` (so a truncated or corrupt file is refused), and free-form ``training``
+(train config, data hash, seed) and ``metrics`` sections. Saving writes a temp folder, fsyncs it, and renames
+it into place: a crash while saving never leaves a half-written checkpoint that loads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .base_model import Fingerprint, sha256_file
+from .config import ModelConfig, from_dict, to_dict
+from .errors import CheckpointError, ConfigError
+
+FORMAT = "jepa-rag-adapter"
+FORMAT_VERSION = 1
+WEIGHTS = "model.safetensors"
+CONFIG = "adapter_config.json"
+
+
+@dataclass
+class Checkpoint:
+    config: ModelConfig
+    fingerprint: Fingerprint
+    state_dict: dict[str, torch.Tensor]
+    training: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    path: Path | None = None
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(ckpt: Checkpoint, directory: str | os.PathLike) -> Path:
+    """Write ``ckpt`` to ``directory`` atomically (replacing an existing checkpoint there)."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp", dir=directory.parent))
+    try:
+        tensors = {k: v.detach().to("cpu").contiguous() for k, v in ckpt.state_dict.items()}
+        save_file(tensors, str(tmp / WEIGHTS), metadata={"format": FORMAT})
+        meta = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "weights_sha256": sha256_file(tmp / WEIGHTS),
+            "model": to_dict(ckpt.config),
+            "base_fingerprint": ckpt.fingerprint.to_dict(),
+            "training": ckpt.training,
+            "metrics": ckpt.metrics,
+        }
+        (tmp / CONFIG).write_text(json.dumps(meta, indent=2, sort_keys=False, default=str), encoding="utf-8")
+        for f in (tmp / WEIGHTS, tmp / CONFIG):
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        _fsync_dir(tmp)
+        old = None
+        if directory.exists():
+            old = directory.with_name(f".{directory.name}.old{os.getpid()}")
+            os.replace(directory, old)
+        os.replace(tmp, directory)
+        _fsync_dir(directory.parent)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    ckpt.path = directory
+    return directory
+
+
+def load_checkpoint(directory: str | os.PathLike) -> Checkpoint:
+    """Read and verify a checkpoint folder; raises :class:`CheckpointError` naming what is wrong."""
+    directory = Path(directory).expanduser()
+    if not directory.is_dir():
+        raise CheckpointError(f"checkpoint not found: {directory} is not a folder")
+    cfg_path, w_path = directory / CONFIG, directory / WEIGHTS
+    for f in (cfg_path, w_path):
+        if not f.is_file():
+            raise CheckpointError(f"{directory}: not a jepa-rag checkpoint (missing {f.name})")
+    try:
+        meta = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{cfg_path}: corrupt (not valid JSON: {exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{cfg_path}: not a jepa-rag adapter config (format={meta.get('format') if isinstance(meta, dict) else None!r})")
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{cfg_path}: unknown format_version {version!r}; this jepa-rag reads version {FORMAT_VERSION}. "
+            "Upgrade jepa-rag or re-export the checkpoint.")
+    digest = sha256_file(w_path)
+    if digest != meta.get("weights_sha256"):
+        raise CheckpointError(
+            f"{w_path}: corrupt or truncated (sha256 {digest[:12]}… does not match the recorded "
+            f"{str(meta.get('weights_sha256'))[:12]}…)")
+    try:
+        config = from_dict(ModelConfig, meta.get("model"))
+        config.validate()
+        fingerprint = Fingerprint.from_dict(meta["base_fingerprint"])
+    except (ConfigError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{cfg_path}: invalid model config or base fingerprint ({exc})") from None
+    try:
+        state = load_file(str(w_path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{w_path}: cannot read safetensors ({exc})") from None
+    if config.projection.in_dim != fingerprint.dim:
+        raise CheckpointError(
+            f"{cfg_path}: projection expects {config.projection.in_dim}-d input but the base model gives {fingerprint.dim}-d")
+    return Checkpoint(config, fingerprint, state, meta.get("training", {}), meta.get("metrics", {}), directory)

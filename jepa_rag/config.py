@@ -1,0 +1,270 @@
+"""Configuration dataclasses, saved inside every checkpoint (as nanoGPT does).
+
+``ModelConfig`` describes what a checkpoint *is* (heads, routes, scoring); ``TrainConfig`` describes how it was
+trained. Both round-trip through plain dicts, so they live in ``adapter_config.json`` and YAML files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal, get_args, get_type_hints
+
+import yaml
+
+from .errors import ConfigError
+
+DEFAULT_BASE_MODEL = "sentence-transformers/all-mpnet-base-v2"
+
+QueryRoute = Literal["projection", "predictor"]
+Scoring = Literal["cosine", "euclidean"]
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """A two-layer MLP head: Linear(in, hidden) → GELU → Dropout → Linear(hidden, out).
+
+    ``residual=True`` adds the input back (``y = x + mlp(x)``) with the last layer zero-initialised, so that the
+    untrained head is exactly the identity: step 0 equals the base model.
+    """
+
+    in_dim: int = 768
+    out_dim: int = 768
+    hidden_mult: float = 2.0
+    dropout: float = 0.1
+    residual: bool = False
+
+    @property
+    def hidden_dim(self) -> int:
+        return int(round(self.in_dim * self.hidden_mult))
+
+    def validate(self, name: str) -> None:
+        if self.in_dim <= 0 or self.out_dim <= 0:
+            raise ConfigError(f"{name}: in_dim and out_dim must be positive, got {self.in_dim}, {self.out_dim}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"{name}: dropout must be in [0, 1), got {self.dropout}")
+        if self.hidden_mult <= 0:
+            raise ConfigError(f"{name}: hidden_mult must be positive, got {self.hidden_mult}")
+        if self.residual and self.in_dim != self.out_dim:
+            raise ConfigError(
+                f"{name}: a residual (identity-initialised) head needs in_dim == out_dim, "
+                f"got {self.in_dim} → {self.out_dim}"
+            )
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """What a checkpoint is: the base model, the heads, how queries are routed and how scores are computed."""
+
+    base_model: str = DEFAULT_BASE_MODEL
+    projection: HeadConfig = field(default_factory=HeadConfig)
+    predictor: HeadConfig | None = field(default_factory=HeadConfig)
+    query_route: QueryRoute = "projection"
+    normalize: bool = True
+    scoring: Scoring = "cosine"
+
+    def validate(self) -> None:
+        self.projection.validate("projection")
+        if self.predictor is not None:
+            self.predictor.validate("predictor")
+            if self.predictor.in_dim != self.projection.out_dim or self.predictor.out_dim != self.projection.out_dim:
+                raise ConfigError(
+                    "predictor: in_dim and out_dim must equal the projection's out_dim "
+                    f"({self.projection.out_dim}), got {self.predictor.in_dim} → {self.predictor.out_dim}"
+                )
+        _check_choice("query_route", self.query_route, QueryRoute)
+        _check_choice("scoring", self.scoring, Scoring)
+        if self.query_route == "predictor" and self.predictor is None:
+            raise ConfigError("query_route='predictor' needs a predictor head, but predictor is null")
+        if self.scoring == "cosine" and not self.normalize:
+            # cosine on unnormalised vectors is still cosine; we normalise at scoring time, so this is allowed
+            pass
+
+    @property
+    def dim(self) -> int:
+        return self.projection.out_dim
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the training pairs come from.
+
+    ``source``: ``msmarco`` (the bundled/official MS MARCO pairs), ``pairs`` (a JSONL file with ``query`` and
+    ``positive`` fields, ``path``), or ``beir`` (a BEIR folder ``path`` and its ``split``).
+    """
+
+    source: Literal["msmarco", "pairs", "beir"] = "msmarco"
+    path: str | None = None
+    split: str = "train"
+    dev_fraction: float = 0.1
+    max_pairs: int | None = None
+    # hard negatives mined with the frozen base: one drawn per pair from ranks [start, end) excluding positives
+    negatives_per_pair: int = 1
+    mining_rank_start: int = 3
+    mining_rank_end: int = 30
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Loss = λ_c·contrastive + λ_i·isotropy + λ_p·predictive + λ_v·variance (terms with λ = 0 are skipped)."""
+
+    contrastive: Literal["triplet", "infonce"] = "infonce"
+    lambda_contrastive: float = 1.0
+    margin: float = 0.1
+    temperature: float = 0.05
+    isotropy: Literal["covariance", "sigreg", "uniformity", "none"] = "none"
+    lambda_isotropy: float = 0.0
+    predictive: Literal["mse", "cosine"] = "mse"
+    lambda_predictive: float = 0.0
+    lambda_variance: float = 0.0
+    target_std: float = 1.0
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """AdamW with a linear warm-up.
+
+    ``scheduler_step='batch'`` is the correct schedule. ``'epoch'`` reproduces the seed's bug (the warm-up scheduler
+    stepped once per epoch, so the LR stays at ``lr * warmup_start_factor`` for the whole run).
+    """
+
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    warmup_start_factor: float = 0.1
+    scheduler_step: Literal["batch", "epoch"] = "batch"
+    grad_clip: float = 1.0
+    batch_size: int = 64
+    epochs: int = 3
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything ``python -m train`` needs; saved inside the checkpoint it writes."""
+
+    name: str = "run"
+    seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    output_dir: str = "runs/{name}/seed{seed}"
+    # 'best' keeps the epoch with the best dev metric; 'last' keeps the final epoch (the seed's protocol)
+    select: Literal["best", "last"] = "best"
+    dev_metric: str = "ndcg@10"
+    device: str = "cpu"
+
+    def validate(self) -> None:
+        self.model.validate()
+        if self.optim.epochs < 1:
+            raise ConfigError(f"optim.epochs must be ≥ 1, got {self.optim.epochs}")
+        if self.optim.batch_size < 2:
+            raise ConfigError(f"optim.batch_size must be ≥ 2, got {self.optim.batch_size}")
+        if not 0.0 < self.data.dev_fraction < 1.0:
+            raise ConfigError(f"data.dev_fraction must be in (0, 1), got {self.data.dev_fraction}")
+        if self.data.source in ("pairs", "beir") and not self.data.path:
+            raise ConfigError(f"data.source={self.data.source!r} needs data.path")
+        if self.model.query_route == "predictor" and self.loss.lambda_predictive == 0:
+            raise ConfigError("query_route='predictor' with lambda_predictive=0 would route queries through an untrained head")
+        if self.loss.lambda_predictive > 0 and self.model.predictor is None:
+            raise ConfigError("lambda_predictive > 0 needs a predictor head, but model.predictor is null")
+        if self.data.mining_rank_end <= self.data.mining_rank_start:
+            raise ConfigError("data.mining_rank_end must be greater than data.mining_rank_start")
+
+    @property
+    def resolved_output_dir(self) -> str:
+        return self.output_dir.format(name=self.name, seed=self.seed)
+
+
+def _check_choice(name: str, value: Any, literal: Any) -> None:
+    allowed = get_args(literal)
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {list(allowed)}, got {value!r}")
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(cls: type, data: dict[str, Any] | None, path: str = "") -> Any:
+    """Build a (nested) config dataclass from a dict, refusing unknown keys with their dotted path."""
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path or cls.__name__}: expected a mapping, got {type(data).__name__}")
+    hints = get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        where = f"{path}." if path else ""
+        raise ConfigError(f"unknown config key(s): {', '.join(where + k for k in unknown)}; known: {sorted(known)}")
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        hint = hints[name]
+        sub = _dataclass_in(hint)
+        dotted = f"{path}.{name}" if path else name
+        if sub is not None and isinstance(value, dict):
+            kwargs[name] = from_dict(sub, value, dotted)
+        else:
+            literal_choices = _literal_choices(hint)
+            if literal_choices and value not in literal_choices:
+                raise ConfigError(f"{dotted} must be one of {list(literal_choices)}, got {value!r}")
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _dataclass_in(hint: Any) -> type | None:
+    if dataclasses.is_dataclass(hint):
+        return hint
+    for arg in get_args(hint):
+        if dataclasses.is_dataclass(arg):
+            return arg
+    return None
+
+
+def _literal_choices(hint: Any) -> tuple:
+    if getattr(hint, "__origin__", None) is Literal:
+        return get_args(hint)
+    return ()
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key.sub=value`` overrides (values parsed as YAML scalars) to a nested dict."""
+    out = _deepcopy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        key, raw = item.split("=", 1)
+        value = yaml.safe_load(raw) if raw != "" else None
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {key}: {part} is not a section")
+        node[parts[-1]] = value
+    return out
+
+
+def _deepcopy(d: Any) -> Any:
+    if isinstance(d, dict):
+        return {k: _deepcopy(v) for k, v in d.items()}
+    if isinstance(d, list):
+        return [_deepcopy(v) for v in d]
+    return d
+
+
+def load_train_config(path: str | None, overrides: list[str] | None = None) -> TrainConfig:
+    """Read a YAML training config, apply ``--set`` overrides and validate."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = yaml.safe_load(fh) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    data = apply_overrides(data, overrides or [])
+    cfg = from_dict(TrainConfig, data)
+    cfg.validate()
+    return cfg

@@ -1,0 +1,277 @@
+"""Data: BEIR-format folders, MS MARCO query–positive pairs, user pair files, and dev splits.
+
+Documents are turned into text the way BEIR and sentence-transformers do: ``(title + " " + text).strip()``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import DataFormatError, DataNotFoundError
+
+BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
+MSMARCO_PAIRS_NAME = "msmarco/pairs.jsonl"
+
+
+def doc_text(doc: dict | str) -> str:
+    """The text a document is embedded as: ``(title + " " + text).strip()`` (BEIR's rule)."""
+    if isinstance(doc, str):
+        return doc
+    if not isinstance(doc, dict):
+        raise DataFormatError(f"a document must be a dict with 'title'/'text' or a str, got {type(doc).__name__}")
+    return (str(doc.get("title") or "") + " " + str(doc.get("text") or "")).strip()
+
+
+@dataclass
+class BeirDataset:
+    """A BEIR-format data set: ``corpus`` id → {title, text}, ``queries`` id → text, ``qrels`` qid → {did: grade}."""
+
+    name: str
+    corpus: dict[str, dict]
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+    split: str
+    path: Path | None = None
+
+    def corpus_texts(self) -> tuple[list[str], list[str]]:
+        ids = list(self.corpus)
+        return ids, [doc_text(self.corpus[i]) for i in ids]
+
+
+def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataFormatError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+            if not isinstance(obj, dict):
+                raise DataFormatError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+            yield lineno, obj
+
+
+def _require(path: Path, lineno: int, obj: dict, key: str) -> str:
+    if key not in obj:
+        raise DataFormatError(f"{path}:{lineno}: missing field {key!r}")
+    value = obj[key]
+    if not isinstance(value, (str, int)):
+        raise DataFormatError(f"{path}:{lineno}: field {key!r} must be a string, got {type(value).__name__}")
+    return str(value)
+
+
+def read_qrels(path: Path) -> dict[str, dict[str, int]]:
+    """Read a BEIR qrels TSV (header line, CRLF or LF) into qid → {doc id: grade}; ids stay strings."""
+    qrels: dict[str, dict[str, int]] = {}
+    with open(path, encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
+        for lineno, row in enumerate(reader, 1):
+            row = [c.strip() for c in row]
+            if not row or not any(row):
+                continue
+            if lineno == 1 and row[0].lower() in ("query-id", "query_id", "qid"):
+                continue
+            if len(row) < 3:
+                raise DataFormatError(f"{path}:{lineno}: expected 3 tab-separated columns, got {len(row)}")
+            try:
+                grade = int(float(row[2]))
+            except ValueError:
+                raise DataFormatError(f"{path}:{lineno}: score {row[2]!r} is not a number") from None
+            qrels.setdefault(row[0], {})[row[1]] = grade
+    return qrels
+
+
+def load_beir(folder: str | os.PathLike, split: str = "test") -> BeirDataset:
+    """Load a BEIR-format folder (``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``).
+
+    Only the queries that have judgments in ``split`` are kept.
+    """
+    path = Path(folder).expanduser()
+    if not path.is_dir():
+        raise DataNotFoundError(
+            f"BEIR data folder not found: {path}. Pass a folder with corpus.jsonl, queries.jsonl and qrels/, or "
+            f"download one, e.g. {BEIR_URL.format(name='scifact')} (then unzip it).")
+    files = {"corpus": path / "corpus.jsonl", "queries": path / "queries.jsonl", "qrels": path / "qrels" / f"{split}.tsv"}
+    for role, f in files.items():
+        if not f.is_file():
+            extra = ""
+            if role == "qrels" and (path / "qrels").is_dir():
+                extra = f" (splits present: {sorted(p.stem for p in (path / 'qrels').glob('*.tsv'))})"
+            raise DataNotFoundError(f"{path}: missing {f.relative_to(path)}{extra}")
+    corpus: dict[str, dict] = {}
+    for lineno, obj in _iter_jsonl(files["corpus"]):
+        did = _require(files["corpus"], lineno, obj, "_id")
+        if did in corpus:
+            raise DataFormatError(f"{files['corpus']}:{lineno}: duplicate document id {did!r}")
+        corpus[did] = {"title": str(obj.get("title") or ""), "text": str(obj.get("text") or "")}
+    qrels = read_qrels(files["qrels"])
+    queries: dict[str, str] = {}
+    for lineno, obj in _iter_jsonl(files["queries"]):
+        qid = _require(files["queries"], lineno, obj, "_id")
+        if qid in qrels:
+            queries[qid] = _require(files["queries"], lineno, obj, "text")
+    missing = [q for q in qrels if q not in queries]
+    if missing:
+        raise DataFormatError(f"{files['qrels']}: {len(missing)} query id(s) not in queries.jsonl, e.g. {missing[0]!r}")
+    return BeirDataset(name=path.name, corpus=corpus, queries=queries, qrels=qrels, split=split, path=path)
+
+
+def read_all_queries(folder: str | os.PathLike) -> dict[str, str]:
+    """Every query of a BEIR folder, whatever its split."""
+    f = Path(folder) / "queries.jsonl"
+    return {_require(f, n, o, "_id"): _require(f, n, o, "text") for n, o in _iter_jsonl(f)}
+
+
+# ----------------------------------------------------------------------------------------------- pairs
+@dataclass
+class Pairs:
+    """Query–positive training pairs. ``doc_ids`` name the positives, so duplicates can be masked."""
+
+    query_ids: list[str]
+    queries: list[str]
+    doc_ids: list[str]
+    positives: list[str]
+    source: str = ""
+    # the pool negatives are mined from (id → text); defaults to the positives themselves
+    pool: dict[str, str] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.queries)
+
+    def subset(self, idx: Iterable[int]) -> "Pairs":
+        idx = list(idx)
+        return Pairs([self.query_ids[i] for i in idx], [self.queries[i] for i in idx],
+                     [self.doc_ids[i] for i in idx], [self.positives[i] for i in idx], self.source, self.pool)
+
+    def content_hash(self) -> str:
+        h = hashlib.sha256()
+        for q, d in zip(self.queries, self.positives):
+            h.update(q.encode())
+            h.update(b"\x00")
+            h.update(d.encode())
+            h.update(b"\x01")
+        return h.hexdigest()
+
+
+def _check_text(path: Path, lineno: int, field_name: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise DataFormatError(f"{path}:{lineno}: field {field_name!r} must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise DataFormatError(f"{path}:{lineno}: field {field_name!r} is empty")
+    return value
+
+
+def load_pairs_jsonl(path: str | os.PathLike) -> Pairs:
+    """Read a JSONL file of ``{"query": ..., "positive": ...}`` (optional ``query_id``, ``doc_id``).
+
+    Refuses, naming the file and line: invalid JSON, a missing field, an empty or non-string text, a duplicated
+    ``query_id``.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataNotFoundError(f"pairs file not found: {path}")
+    qids, queries, dids, positives = [], [], [], []
+    seen_qid: dict[str, int] = {}
+    doc_by_text: dict[str, str] = {}
+    for lineno, obj in _iter_jsonl(path):
+        for key in ("query", "positive"):
+            if key not in obj:
+                raise DataFormatError(f"{path}:{lineno}: missing field {key!r} (each line needs 'query' and 'positive')")
+        q = _check_text(path, lineno, "query", obj["query"])
+        p = _check_text(path, lineno, "positive", obj["positive"])
+        qid = str(obj.get("query_id", f"line{lineno}"))
+        if qid in seen_qid:
+            raise DataFormatError(f"{path}:{lineno}: duplicated query_id {qid!r} (first on line {seen_qid[qid]})")
+        seen_qid[qid] = lineno
+        did = str(obj["doc_id"]) if "doc_id" in obj else doc_by_text.setdefault(p, f"doc{len(doc_by_text)}")
+        qids.append(qid)
+        queries.append(q)
+        dids.append(did)
+        positives.append(p)
+    if not queries:
+        raise DataFormatError(f"{path}: no pairs found (empty file)")
+    pool = dict(zip(dids, positives))
+    return Pairs(qids, queries, dids, positives, source=str(path), pool=pool)
+
+
+def pairs_from_beir(folder: str | os.PathLike, split: str = "train") -> Pairs:
+    """Every (query, relevant document) pair of a BEIR split (grade > 0); the corpus is the mining pool."""
+    ds = load_beir(folder, split)
+    qids, queries, dids, positives = [], [], [], []
+    for qid, rel in ds.qrels.items():
+        for did, grade in rel.items():
+            if grade > 0 and did in ds.corpus:
+                qids.append(qid)
+                queries.append(ds.queries[qid])
+                dids.append(did)
+                positives.append(doc_text(ds.corpus[did]))
+    pool = {did: doc_text(doc) for did, doc in ds.corpus.items()}
+    return Pairs(qids, queries, dids, positives, source=f"{ds.path}:{split}", pool=pool)
+
+
+def shared_data_dir() -> Path | None:
+    """The data folder: ``$JEPA_RAG_DATA``, else a ``shared/data`` folder beside or above the working tree."""
+    env = os.environ.get("JEPA_RAG_DATA")
+    if env:
+        return Path(env).expanduser()
+    here = Path(__file__).resolve().parent
+    for base in [Path.cwd(), *Path.cwd().parents, here, *here.parents]:
+        cand = base / "shared" / "data"
+        if cand.is_dir():
+            return cand
+    return None
+
+
+def msmarco_pairs_path() -> Path:
+    root = shared_data_dir()
+    if root is not None and (root / MSMARCO_PAIRS_NAME).is_file():
+        return root / MSMARCO_PAIRS_NAME
+    raise DataNotFoundError(
+        "MS MARCO pairs not found. Set JEPA_RAG_DATA to a folder holding msmarco/pairs.jsonl, or pass "
+        "--set data.source=pairs --set data.path=<file.jsonl>. Online, build the file from the official source the "
+        "seed used (Hugging Face `ms_marco` v1.1 train: one line per query with its selected passage as 'positive'); "
+        "see README 'Data'.")
+
+
+def load_msmarco_pairs() -> Pairs:
+    """The MS MARCO query–positive pairs (``query_id``/``query``/``positive`` JSONL)."""
+    path = msmarco_pairs_path()
+    pairs = load_pairs_jsonl(path)
+    pairs.source = "msmarco:" + str(path)
+    return pairs
+
+
+def beir_folder(name_or_path: str) -> Path:
+    """A BEIR folder from a path, or from a data-set name under the shared data folder (``scifact``)."""
+    p = Path(name_or_path).expanduser()
+    if p.is_dir():
+        return p
+    root = shared_data_dir()
+    if root is not None and (root / "beir" / name_or_path).is_dir():
+        return root / "beir" / name_or_path
+    raise DataNotFoundError(
+        f"BEIR data set {name_or_path!r} not found (not a folder, and not under $JEPA_RAG_DATA/beir). "
+        f"Download it from {BEIR_URL.format(name=p.name)} and unzip, then pass the folder.")
+
+
+def dev_split(pairs: Pairs, fraction: float, seed: int = 0) -> tuple[Pairs, Pairs]:
+    """Split pairs into (train, dev) by query id, deterministically: every pair of one query lands on one side.
+
+    The assignment hashes the query id with a salt that does not depend on the training seed, so all seeds of a
+    recipe see the same dev set and can be compared on it.
+    """
+    del seed  # the split is fixed across seeds on purpose
+    train_idx, dev_idx = [], []
+    for i, qid in enumerate(pairs.query_ids):
+        bucket = int(hashlib.sha256(f"dev-split:{qid}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+        (dev_idx if bucket < fraction else train_idx).append(i)
+    if not dev_idx or not train_idx:
+        raise DataFormatError(f"{pairs.source}: too few pairs ({len(pairs)}) for a dev split of {fraction}")
+    return pairs.subset(train_idx), pairs.subset(dev_idx)

@@ -1,0 +1,276 @@
+"""The JEPA encoder: frozen base model + projection head (+ predictor for queries), with the BEIR contract.
+
+``encode_queries(list[str])`` and ``encode_corpus(list[dict | str])`` are all BEIR (and our integrations) need.
+Documents take the document route (projection); queries take the projection, or projection → predictor when the
+checkpoint's ``query_route`` says so. Base-model outputs go through the on-disk :class:`EmbeddingCache`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .base_model import Fingerprint, fingerprint_of_folder, resolve_base_model
+from .cache import EmbeddingCache
+from .checkpoint import Checkpoint, load_checkpoint
+from .config import DEFAULT_BASE_MODEL, ModelConfig
+from .data import doc_text
+from .errors import CheckpointError, InvalidInputError
+from .heads import Predictor, ProjectionHead
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "default"
+VANILLA_NAMES = (None, "none", "vanilla")
+Route = Literal["query", "document"]
+
+
+def validate_texts(texts: object, what: str = "texts") -> list[str]:
+    """Refuse anything but a list of non-empty strings, naming the offending item."""
+    if isinstance(texts, (str, bytes)):
+        raise InvalidInputError(f"{what}: expected a list of strings, got a single {type(texts).__name__}; wrap it in a list")
+    if not isinstance(texts, Sequence) and not hasattr(texts, "__iter__"):
+        raise InvalidInputError(f"{what}: expected a list of strings, got {type(texts).__name__}")
+    out = list(texts)
+    for i, t in enumerate(out):
+        if not isinstance(t, str):
+            raise InvalidInputError(f"{what}[{i}]: expected a string, got {type(t).__name__} ({t!r:.40})")
+        if not t.strip():
+            raise InvalidInputError(f"{what}[{i}]: empty or whitespace-only text cannot be embedded")
+    return out
+
+
+class JEPAEncoder:
+    """Frozen base encoder + trainable heads.
+
+    Build one with :meth:`from_pretrained`. ``config=None`` is the vanilla base model (no heads, cosine).
+    """
+
+    def __init__(
+        self,
+        config: ModelConfig | None,
+        fingerprint: Fingerprint,
+        base_folder: Path,
+        state_dict: dict[str, torch.Tensor] | None = None,
+        *,
+        device: str | None = None,
+        use_cache: bool = True,
+        cache_dir: str | os.PathLike | None = None,
+        batch_size: int = 32,
+        checkpoint_path: Path | None = None,
+    ):
+        self.config = config
+        self.fingerprint = fingerprint
+        self.base_folder = Path(base_folder)
+        self.device = device or "cpu"
+        self.batch_size = batch_size
+        self.checkpoint_path = checkpoint_path
+        self.cache = EmbeddingCache(fingerprint, cache_dir) if use_cache else None
+        self._base = None
+        self._load_lock = threading.Lock()
+        self._encode_lock = threading.Lock()
+        self.projection: ProjectionHead | None = None
+        self.predictor: Predictor | None = None
+        if config is not None:
+            self.projection = ProjectionHead(config.projection)
+            self.predictor = Predictor(config.predictor) if config.predictor is not None else None
+            if state_dict is not None:
+                self.load_head_state(state_dict)
+            for head in self.heads():
+                head.to(self.device).eval()
+
+    # ------------------------------------------------------------------------------------------ construction
+    @classmethod
+    def from_pretrained(
+        cls,
+        checkpoint: str | os.PathLike | None = "default",
+        *,
+        base_model: str | None = None,
+        device: str | None = None,
+        use_cache: bool = True,
+        cache_dir: str | os.PathLike | None = None,
+        batch_size: int = 32,
+    ) -> "JEPAEncoder":
+        """Load a checkpoint folder, ``"default"`` (the one jepa-rag ships), or ``"none"`` (vanilla base model).
+
+        ``base_model`` overrides where the base model comes from (a folder or Hub id); it must be the model the
+        checkpoint was trained on, or :class:`CheckpointError` is raised.
+        """
+        ckpt: Checkpoint | None = None
+        if checkpoint not in VANILLA_NAMES:
+            path = DEFAULT_CHECKPOINT if str(checkpoint) == "default" else Path(checkpoint)
+            if str(checkpoint) == "default" and not path.is_dir():
+                raise CheckpointError(
+                    f"this jepa-rag install ships no default checkpoint (looked in {path}); pass a checkpoint folder "
+                    "written by `python -m train`, or checkpoint='none' for the plain base model")
+            ckpt = load_checkpoint(path)
+        model_name = base_model or (ckpt.config.base_model if ckpt else DEFAULT_BASE_MODEL)
+        folder = resolve_base_model(model_name)
+        fingerprint = fingerprint_of_folder(folder, ckpt.config.base_model if ckpt and not base_model else model_name)
+        if ckpt is not None:
+            if not ckpt.fingerprint.same_model(fingerprint):
+                raise CheckpointError(
+                    f"{ckpt.path}: trained on base model {ckpt.fingerprint.model_id} "
+                    f"(weights {ckpt.fingerprint.weights_sha256[:12]}…, dim {ckpt.fingerprint.dim}, "
+                    f"max_seq_length {ckpt.fingerprint.max_seq_length}), but the base model given is {model_name} "
+                    f"(weights {fingerprint.weights_sha256[:12]}…, dim {fingerprint.dim}, "
+                    f"max_seq_length {fingerprint.max_seq_length}); heads only work on the model they were trained on")
+            fingerprint = ckpt.fingerprint
+        return cls(
+            ckpt.config if ckpt else None, fingerprint, folder, ckpt.state_dict if ckpt else None,
+            device=device, use_cache=use_cache, cache_dir=cache_dir, batch_size=batch_size,
+            checkpoint_path=ckpt.path if ckpt else None,
+        )
+
+    def heads(self) -> list[torch.nn.Module]:
+        return [h for h in (self.projection, self.predictor) if h is not None]
+
+    def head_state_dict(self) -> dict[str, torch.Tensor]:
+        out = {}
+        for prefix, head in (("projection", self.projection), ("predictor", self.predictor)):
+            if head is not None:
+                out.update({f"{prefix}.{k}": v for k, v in head.state_dict().items()})
+        return out
+
+    def load_head_state(self, state: dict[str, torch.Tensor]) -> None:
+        for prefix, head in (("projection", self.projection), ("predictor", self.predictor)):
+            if head is None:
+                continue
+            sub = {k[len(prefix) + 1:]: v for k, v in state.items() if k.startswith(prefix + ".")}
+            expected = head.state_dict()
+            if set(sub) != set(expected):
+                raise CheckpointError(
+                    f"{prefix} head: weights {sorted(sub)} do not match the config's layers {sorted(expected)}")
+            for k, v in sub.items():
+                if v.shape != expected[k].shape:
+                    raise CheckpointError(
+                        f"{prefix}.{k}: shape {tuple(v.shape)} does not match the config's {tuple(expected[k].shape)} "
+                        "(dimension mismatch)")
+            head.load_state_dict(sub)
+
+    # ------------------------------------------------------------------------------------------ properties
+    @property
+    def dim(self) -> int:
+        return self.config.dim if self.config is not None else self.fingerprint.dim
+
+    @property
+    def normalize(self) -> bool:
+        return True if self.config is None else self.config.normalize
+
+    @property
+    def scoring(self) -> str:
+        return "cosine" if self.config is None else self.config.scoring
+
+    @property
+    def query_route(self) -> str:
+        return "projection" if self.config is None else self.config.query_route
+
+    @property
+    def base(self):
+        """The frozen SentenceTransformer, loaded on first use (cache hits never need it)."""
+        if self._base is None:
+            with self._load_lock:
+                if self._base is None:
+                    from sentence_transformers import SentenceTransformer
+
+                    model = SentenceTransformer(str(self.base_folder), device=self.device, local_files_only=True)
+                    model.eval()
+                    for p in model.parameters():
+                        p.requires_grad_(False)
+                    self._base = model
+        return self._base
+
+    # ------------------------------------------------------------------------------------------ encoding
+    def _encode_with_base(self, texts: list[str]) -> np.ndarray:
+        model = self.base
+        with self._encode_lock:  # one forward at a time: torch already uses every core, threads only contend
+            return model.encode(
+                texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False,
+                normalize_embeddings=False)
+
+    def embed_base(self, texts: Sequence[str], *, show_progress_bar: bool | None = None) -> np.ndarray:
+        """Frozen base-model vectors for ``texts`` (float32, N×d), read from or added to the cache."""
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.fingerprint.dim), dtype=np.float32)
+        if self.cache is not None:
+            return self.cache.embed(texts, self._encode_with_base, show_progress_bar=show_progress_bar)
+        return np.asarray(self._encode_with_base(texts), dtype=np.float32)
+
+    @torch.no_grad()
+    def apply_heads(self, x: np.ndarray | torch.Tensor, route: Route) -> np.ndarray:
+        """Map base vectors to retrieval vectors along the query or document route."""
+        if route not in ("query", "document"):
+            raise InvalidInputError(f"route must be 'query' or 'document', got {route!r}")
+        t = torch.as_tensor(np.asarray(x, dtype=np.float32))
+        if t.ndim != 2 or t.shape[1] != self.fingerprint.dim:
+            raise InvalidInputError(f"expected base vectors of shape (N, {self.fingerprint.dim}), got {tuple(t.shape)}")
+        outs = []
+        for start in range(0, len(t), 8192):
+            z = t[start:start + 8192].to(self.device)
+            if self.projection is not None:
+                z = self.projection(z)
+                if route == "query" and self.query_route == "predictor":
+                    z = self.predictor(z)
+            if self.normalize:
+                z = F.normalize(z, dim=-1)
+            outs.append(z.cpu())
+        out = torch.cat(outs).numpy() if outs else np.zeros((0, self.dim), np.float32)
+        if not np.isfinite(out).all():
+            raise InvalidInputError("the heads produced non-finite vectors (NaN/inf): the checkpoint is broken")
+        return out
+
+    def encode_queries(self, queries: Sequence[str], batch_size: int | None = None,
+                       show_progress_bar: bool | None = None, **_: object) -> np.ndarray:
+        """Query vectors (N×dim). An empty list gives an empty (0, dim) array."""
+        queries = validate_texts(queries, "queries")
+        if batch_size:
+            self.batch_size = batch_size
+        return self.apply_heads(self.embed_base(queries, show_progress_bar=show_progress_bar), "query")
+
+    def encode_corpus(self, corpus: Sequence[dict | str] | dict[str, dict], batch_size: int | None = None,
+                      show_progress_bar: bool | None = None, **_: object) -> np.ndarray:
+        """Document vectors (N×dim). Each document is a ``{"title", "text"}`` dict or a string."""
+        if isinstance(corpus, dict):
+            corpus = list(corpus.values())
+        if isinstance(corpus, (str, bytes)):
+            raise InvalidInputError("corpus: expected a list of documents, got a single string; wrap it in a list")
+        texts = []
+        for i, doc in enumerate(corpus):
+            if not isinstance(doc, (dict, str)):
+                raise InvalidInputError(f"corpus[{i}]: expected a dict with 'title'/'text' or a string, got {type(doc).__name__}")
+            texts.append(doc_text(doc))
+        texts = validate_texts(texts, "corpus")
+        if batch_size:
+            self.batch_size = batch_size
+        return self.apply_heads(self.embed_base(texts, show_progress_bar=show_progress_bar), "document")
+
+    def encode_documents(self, texts: Sequence[str], **kw: object) -> np.ndarray:
+        return self.encode_corpus(validate_texts(texts, "documents"), **kw)
+
+    def similarity(self, q: np.ndarray, d: np.ndarray) -> np.ndarray:
+        """Scores of every query against every document under the checkpoint's scoring."""
+        return similarity(q, d, self.scoring)
+
+    def __repr__(self) -> str:
+        what = "vanilla" if self.config is None else f"checkpoint={self.checkpoint_path}"
+        return f"JEPAEncoder({what}, base={self.fingerprint.model_id}, dim={self.dim}, query_route={self.query_route})"
+
+
+def similarity(q: np.ndarray, d: np.ndarray, scoring: str) -> np.ndarray:
+    """Cosine (on normalised copies) or negative Euclidean distance."""
+    q = np.asarray(q, dtype=np.float32)
+    d = np.asarray(d, dtype=np.float32)
+    if scoring == "cosine":
+        qn = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+        dn = d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
+        return qn @ dn.T
+    if scoring == "euclidean":
+        sq = (q**2).sum(1)[:, None] + (d**2).sum(1)[None, :] - 2.0 * (q @ d.T)
+        return -np.sqrt(np.maximum(sq, 0.0))
+    raise InvalidInputError(f"scoring must be 'cosine' or 'euclidean', got {scoring!r}")

@@ -1,0 +1,44 @@
+"""The exceptions jepa-rag raises.
+
+Every error a user can cause derives from :class:`JEPARagError`, so one ``except`` catches them all, and
+each also derives from the builtin that fits (``ValueError``, ``FileNotFoundError``) so existing handlers
+keep working.
+"""
+
+from __future__ import annotations
+
+
+class JEPARagError(Exception):
+    """Base class of every jepa-rag error."""
+
+
+class InvalidInputError(JEPARagError, ValueError):
+    """A text, list, vector or argument that cannot be used (empty, wrong type, wrong shape)."""
+
+
+class ConfigError(JEPARagError, ValueError):
+    """A training or model configuration that is inconsistent or names an unknown option."""
+
+
+class ModelNotFoundError(JEPARagError, FileNotFoundError):
+    """The base model could not be found locally nor fetched."""
+
+
+class IntegrityError(JEPARagError, ValueError):
+    """Downloaded or stored bytes whose hash does not match the expected one."""
+
+
+class CheckpointError(JEPARagError, ValueError):
+    """A checkpoint that is missing, corrupt, truncated, of an unknown format or for another base model."""
+
+
+class DataNotFoundError(JEPARagError, FileNotFoundError):
+    """A data set or data folder that does not exist or lacks a required file."""
+
+
+class DataFormatError(JEPARagError, ValueError):
+    """A data file with a malformed line; the message names the file and the line."""
+
+
+class EmbeddingMismatchError(JEPARagError, ValueError):
+    """Precomputed embeddings that do not match what the base model produces for the same texts."""

@@ -1,0 +1,99 @@
+"""Evaluate a checkpoint (or the vanilla base model) on any BEIR-format folder.
+
+    python -m jepa_rag.evaluate --data <folder> --checkpoint <dir | default | none> \\
+        [--embeddings <npz | folder | auto | off>] [--split test] [--scoring cosine|euclidean] --json out.json
+
+Standard protocol: pytrec_eval, ``ignore_identical_ids``, the checkpoint's scoring (cosine for ``none``).
+The JSON holds NDCG@10, Recall@100, MRR@10 and per-query values for paired tests. This interface is stable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .data import beir_folder, load_beir
+from .encoder import JEPAEncoder
+from .errors import JEPARagError
+from .metrics import evaluate_run, exact_search
+from .precomputed import import_beir_embeddings
+
+
+def evaluate_beir(
+    encoder: JEPAEncoder,
+    data: str | Path,
+    *,
+    split: str = "test",
+    embeddings: str | None = "auto",
+    scoring: str | None = None,
+    normalize: bool | None = None,
+    top_k: int = 1000,
+    show_progress_bar: bool | None = None,
+) -> dict:
+    """Retrieve with ``encoder`` on a BEIR folder and score the run. ``scoring``/``normalize`` override the
+    checkpoint's (e.g. to evaluate a seed-protocol checkpoint under the standard protocol)."""
+    folder = beir_folder(str(data))
+    ds = load_beir(folder, split)
+    imported = import_beir_embeddings(encoder, folder, embeddings)
+    doc_ids, doc_texts = ds.corpus_texts()
+    qids = list(ds.queries)
+    d = encoder.apply_heads(encoder.embed_base(doc_texts, show_progress_bar=show_progress_bar), "document")
+    q = encoder.apply_heads(encoder.embed_base([ds.queries[i] for i in qids], show_progress_bar=show_progress_bar), "query")
+    if normalize:
+        import numpy as np
+
+        q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+        d = d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
+    scoring = scoring or encoder.scoring
+    run = exact_search(q, qids, d, doc_ids, scoring=scoring, top_k=top_k)
+    result = evaluate_run(ds.qrels, run, ignore_identical_ids=True)
+    result.update({
+        "data": ds.name,
+        "split": split,
+        "checkpoint": str(encoder.checkpoint_path) if encoder.checkpoint_path else "none",
+        "base_fingerprint": encoder.fingerprint.to_dict(),
+        "scoring": scoring,
+        "normalized": bool(normalize or encoder.normalize),
+        "query_route": encoder.query_route,
+        "embeddings_imported": imported,
+    })
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m jepa_rag.evaluate", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", required=True, help="BEIR-format folder (or a data-set name under $JEPA_RAG_DATA/beir)")
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder, 'default', or 'none' for the vanilla base model")
+    p.add_argument("--embeddings", default="auto",
+                   help="precomputed base embeddings: an .npz, a folder, 'auto' (shared data folder) or 'off'")
+    p.add_argument("--split", default="test")
+    p.add_argument("--base-model", default=None, help="override the base model (folder or Hub id)")
+    p.add_argument("--scoring", choices=["cosine", "euclidean"], default=None,
+                   help="override the checkpoint's scoring (cosine also L2-normalises the outputs)")
+    p.add_argument("--top-k", type=int, default=1000)
+    p.add_argument("--device", default=None)
+    p.add_argument("--json", required=True, help="where to write the results")
+    args = p.parse_args(argv)
+    try:
+        start = time.time()
+        enc = JEPAEncoder.from_pretrained(args.checkpoint, base_model=args.base_model, device=args.device)
+        res = evaluate_beir(enc, args.data, split=args.split, embeddings=args.embeddings, scoring=args.scoring,
+                            normalize=True if args.scoring == "cosine" else None, top_k=args.top_k)
+        res["seconds"] = round(time.time() - start, 2)
+    except JEPARagError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2))
+    m = res["metrics"]
+    print(f"{res['data']} ({args.split}, {res['num_queries']} queries, {res['scoring']}): "
+          f"NDCG@10 {m['ndcg@10']:.4f}  Recall@100 {m['recall@100']:.4f}  MRR@10 {m['mrr@10']:.4f}  → {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

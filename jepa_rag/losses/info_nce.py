@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def info_nce_loss(
+    q: torch.Tensor,
+    pos: torch.Tensor,
+    neg: torch.Tensor | None = None,
+    *,
+    temperature: float = 0.05,
+    pos_ids: torch.Tensor | None = None,
+    neg_ids: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """InfoNCE (multiple-negatives ranking loss) on cosine similarities.
+
+    .. math:: L = -\\frac{1}{B}\\sum_i \\log
+        \\frac{e^{s(q_i, d_i^+)/\\tau}}{\\sum_{c \\in C_i} e^{s(q_i, c)/\\tau}},\\qquad s = \\cos
+
+    where the candidates :math:`C_i` are every positive in the batch plus every hard negative in the batch.
+    A candidate that *is* query i's positive (same document id, other than d_i⁺ itself) is masked out, so a
+    document cited by two queries of one batch is not pushed away from either (van den Oord et al., 2018;
+    Henderson et al., 2017).
+
+    Args:
+        q, pos: ``(B, D)``.
+        neg: hard negatives ``(B, K, D)`` or ``(B, D)``; all of them serve as negatives for every query.
+        temperature: τ.
+        pos_ids: ``(B,)`` integer id of each positive document, for masking duplicates.
+        neg_ids: ``(B, K)`` or ``(B,)`` integer ids of the hard negatives, for masking.
+    """
+    q = F.normalize(q, dim=-1)
+    cands = [F.normalize(pos, dim=-1)]
+    cand_ids = [pos_ids] if pos_ids is not None else None
+    if neg is not None:
+        neg = neg.reshape(-1, neg.shape[-1])
+        cands.append(F.normalize(neg, dim=-1))
+        if cand_ids is not None:
+            if neg_ids is None:
+                raise ValueError("neg_ids is required when pos_ids is given with hard negatives")
+            cand_ids.append(neg_ids.reshape(-1))
+    c = torch.cat(cands, dim=0)
+    logits = q @ c.T / temperature
+    batch = q.shape[0]
+    target = torch.arange(batch, device=q.device)
+    if cand_ids is not None:
+        ids = torch.cat(cand_ids)
+        same_doc = pos_ids.unsqueeze(1) == ids.unsqueeze(0)
+        same_doc[target, target] = False  # keep each query's own positive
+        logits = logits.masked_fill(same_doc, float("-inf"))
+    return F.cross_entropy(logits, target)

@@ -1,0 +1,23 @@
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+
+def predictive_loss(
+    prediction: torch.Tensor, target: torch.Tensor, kind: Literal["mse", "cosine"] = "mse"
+) -> torch.Tensor:
+    """JEPA predictive loss: predict the document's embedding from the query's; the target is stop-gradient.
+
+    .. math:: L_{mse} = \\frac{1}{BD}\\sum_i \\lVert p(z_{q,i}) - \\mathrm{sg}(z_{d,i}) \\rVert_2^2
+        \\qquad L_{cos} = \\frac{1}{B}\\sum_i \\big(1 - \\cos(p(z_{q,i}), \\mathrm{sg}(z_{d,i}))\\big)
+
+    The stop-gradient (``target.detach()``) is applied here, so gradients reach the predictor (and the projection
+    through the query branch) but never pull the target towards the prediction.
+    """
+    target = target.detach()
+    if kind == "mse":
+        return F.mse_loss(prediction, target)
+    if kind == "cosine":
+        return (1.0 - F.cosine_similarity(prediction, target, dim=-1)).mean()
+    raise ValueError(f"predictive loss kind must be 'mse' or 'cosine', got {kind!r}")

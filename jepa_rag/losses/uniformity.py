@@ -1,0 +1,15 @@
+import torch
+import torch.nn.functional as F
+
+
+def uniformity_loss(z: torch.Tensor, t: float = 2.0) -> torch.Tensor:
+    """Uniformity on the hypersphere (Wang & Isola, 2020).
+
+    .. math:: L = \\log \\frac{1}{N(N-1)} \\sum_{i \\ne j} e^{-t \\lVert \\hat z_i - \\hat z_j \\rVert_2^2},
+        \\qquad \\hat z = z / \\lVert z \\rVert
+
+    Lower is more uniform. Args: z ``(N, D)`` (normalised here), t the kernel's sharpness.
+    """
+    z = F.normalize(z, dim=-1)
+    sq = torch.pdist(z, p=2).pow(2)
+    return torch.log(torch.exp(-t * sq).mean())

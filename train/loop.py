@@ -1,0 +1,259 @@
+"""The training loop: frozen base vectors (cached) → projection (+ predictor) → losses → AdamW.
+
+Read top to bottom as in I-JEPA: batch of cached base vectors, context branch (query through the projection and,
+for the predictive term, the predictor), target branch (documents; the predictive target is stop-gradient),
+loss terms logged separately, step, per-batch LR schedule. Dev evaluation each epoch picks the best epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from jepa_rag import losses
+from jepa_rag.checkpoint import Checkpoint, save_checkpoint
+from jepa_rag.config import TrainConfig, to_dict
+from jepa_rag.data import Pairs, dev_split, load_msmarco_pairs, load_pairs_jsonl, pairs_from_beir, beir_folder
+from jepa_rag.encoder import JEPAEncoder
+from jepa_rag.metrics import evaluate_run, exact_search
+from jepa_rag.precomputed import import_beir_embeddings, import_msmarco_embeddings
+
+from .mining import mine_hard_negatives
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Path
+    best_epoch: int
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def lr_at(step: int, epoch: int, cfg) -> float:
+    """Linear warm-up from ``lr·warmup_start_factor`` to ``lr`` over ``warmup_steps``, then constant.
+
+    With ``scheduler_step='epoch'`` the warm-up counter advances once per epoch (the seed's bug), so the LR stays
+    near ``lr·warmup_start_factor``.
+    """
+    o = cfg.optim
+    t = step if o.scheduler_step == "batch" else epoch
+    frac = 1.0 if o.warmup_steps <= 0 else min(1.0, t / o.warmup_steps)
+    return o.lr * (o.warmup_start_factor + (1.0 - o.warmup_start_factor) * frac)
+
+
+def load_training_pairs(cfg: TrainConfig) -> Pairs:
+    d = cfg.data
+    if d.source == "msmarco":
+        return load_msmarco_pairs()
+    if d.source == "pairs":
+        return load_pairs_jsonl(d.path)
+    return pairs_from_beir(beir_folder(d.path), d.split)
+
+
+def _dev_eval(enc: JEPAEncoder, xq: np.ndarray, qids: list[str], pool: np.ndarray, pool_ids: list[str],
+              qrels: dict) -> dict:
+    for h in enc.heads():
+        h.eval()
+    q = enc.apply_heads(xq, "query")
+    d = enc.apply_heads(pool, "document")
+    run = exact_search(q, qids, d, pool_ids, scoring=enc.scoring, top_k=100)
+    return evaluate_run(qrels, run, ignore_identical_ids=False)["metrics"]
+
+
+def _save_state(path: Path, enc: JEPAEncoder, opt: torch.optim.Optimizer, meta: dict) -> None:
+    """Resumable state as safetensors + JSON (no pickle): heads, AdamW moments, torch RNG."""
+    tensors = {f"model.{k}": v.contiguous() for k, v in enc.head_state_dict().items()}
+    for pid, st in opt.state_dict()["state"].items():
+        for name, v in st.items():
+            tensors[f"opt.{pid}.{name}"] = torch.as_tensor(v).contiguous()
+    tensors["rng.torch"] = torch.get_rng_state()
+    path.mkdir(parents=True, exist_ok=True)
+    tmp = path / "state.safetensors.tmp"
+    save_file(tensors, str(tmp))
+    tmp.replace(path / "state.safetensors")
+    (path / "state.json.tmp").write_text(json.dumps(meta, indent=2))
+    (path / "state.json.tmp").replace(path / "state.json")
+
+
+def _load_state(path: Path, enc: JEPAEncoder, opt: torch.optim.Optimizer) -> dict:
+    tensors = load_file(str(path / "state.safetensors"))
+    enc.load_head_state({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    sd = opt.state_dict()
+    state: dict[int, dict] = {}
+    for k, v in tensors.items():
+        if k.startswith("opt."):
+            _, pid, name = k.split(".", 2)
+            state.setdefault(int(pid), {})[name] = v
+    sd["state"] = state
+    opt.load_state_dict(sd)
+    torch.set_rng_state(tensors["rng.torch"])
+    return json.loads((path / "state.json").read_text())
+
+
+def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = True,
+          show_progress_bar: bool = True, log=print) -> TrainResult:
+    """Train heads as ``cfg`` says and write the checkpoint to ``cfg.resolved_output_dir``."""
+    cfg.validate()
+    t0 = time.time()
+    seed_everything(cfg.seed)
+    out_dir = Path(cfg.resolved_output_dir)
+
+    # ---- data and frozen base vectors (computed once, cached on disk)
+    pairs = load_training_pairs(cfg)
+    base = JEPAEncoder.from_pretrained("none", base_model=cfg.model.base_model, device=cfg.device)
+    if cfg.data.source == "msmarco":
+        import_msmarco_embeddings(base, pairs, embeddings)
+    elif cfg.data.source == "beir":
+        import_beir_embeddings(base, beir_folder(cfg.data.path), embeddings)
+    if cfg.data.max_pairs:
+        pairs = pairs.subset(range(min(cfg.data.max_pairs, len(pairs))))
+    train_pairs, dev_pairs = dev_split(pairs, cfg.data.dev_fraction)
+    pool_ids = list(pairs.pool)
+    pool_index = {d: i for i, d in enumerate(pool_ids)}
+    log(f"data: {pairs.source}: {len(train_pairs)} train / {len(dev_pairs)} dev pairs, {len(pool_ids)} documents")
+    x_pool = base.embed_base([pairs.pool[d] for d in pool_ids], show_progress_bar=show_progress_bar)
+    x_q_train = base.embed_base(train_pairs.queries, show_progress_bar=show_progress_bar)
+    dev_qids = list(dict.fromkeys(dev_pairs.query_ids))
+    dev_text = dict(zip(dev_pairs.query_ids, dev_pairs.queries))
+    x_q_dev = base.embed_base([dev_text[q] for q in dev_qids], show_progress_bar=show_progress_bar)
+    dev_qrels: dict[str, dict[str, int]] = {}
+    for q, d in zip(dev_pairs.query_ids, dev_pairs.doc_ids):
+        dev_qrels.setdefault(q, {})[d] = 1
+
+    # ---- hard negatives from the frozen base (never the query's own positives)
+    positives_of: dict[str, set[int]] = {}
+    for q, d in zip(pairs.query_ids, pairs.doc_ids):
+        positives_of.setdefault(q, set()).add(pool_index[d])
+    pos_idx = np.array([pool_index[d] for d in train_pairs.doc_ids])
+    neg_idx = mine_hard_negatives(
+        x_q_train, x_pool, [positives_of[q] for q in train_pairs.query_ids],
+        rank_start=cfg.data.mining_rank_start, rank_end=cfg.data.mining_rank_end,
+        per_query=cfg.data.negatives_per_pair, seed=cfg.seed)
+
+    # ---- model and optimiser (the configured LR is what AdamW runs at, set every batch)
+    torch.manual_seed(cfg.seed)
+    enc = JEPAEncoder(cfg.model, base.fingerprint, base.base_folder, device=cfg.device, use_cache=False)
+    params = [p for h in enc.heads() for p in h.parameters()]
+    opt = torch.optim.AdamW(params, lr=lr_at(0, 0, cfg), weight_decay=cfg.optim.weight_decay)
+    dev_at_init = _dev_eval(enc, x_q_dev, dev_qids, x_pool, pool_ids, dev_qrels)
+    log(f"dev at init: " + "  ".join(f"{k} {v:.4f}" for k, v in dev_at_init.items()))
+
+    state_dir = out_dir / "train_state"
+    best_dir = out_dir / "train_state" / "best"
+    history: list[dict] = []
+    start_epoch, step, best = 0, 0, {"epoch": 0, "score": -math.inf}
+    if resume and (state_dir / "state.json").is_file():
+        meta = _load_state(state_dir, enc, opt)
+        if meta.get("config") == to_dict(cfg):
+            start_epoch, step, best, history = meta["epoch"], meta["step"], meta["best"], meta["history"]
+            log(f"resuming after epoch {start_epoch}")
+        else:
+            log("train_state belongs to another config: starting over")
+            enc = JEPAEncoder(cfg.model, base.fingerprint, base.base_folder, device=cfg.device, use_cache=False)
+            params = [p for h in enc.heads() for p in h.parameters()]
+            opt = torch.optim.AdamW(params, lr=lr_at(0, 0, cfg), weight_decay=cfg.optim.weight_decay)
+
+    L = cfg.loss
+    t_pool = torch.as_tensor(x_pool)
+    t_q = torch.as_tensor(x_q_train)
+    n, bs = len(train_pairs), cfg.optim.batch_size
+    for epoch in range(start_epoch, cfg.optim.epochs):
+        for h in enc.heads():
+            h.train()
+        order = np.random.default_rng([cfg.seed, epoch]).permutation(n)  # shuffled: same-document queries spread
+        sums: dict[str, float] = {}
+        batches = range(0, n - bs + 1 if n >= bs else 1, bs)
+        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.optim.epochs}", disable=not show_progress_bar, leave=False)
+        for start in bar:
+            idx = order[start:start + bs]
+            lr = lr_at(step, epoch, cfg)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            x_q, x_p, x_n = t_q[idx], t_pool[pos_idx[idx]], t_pool[neg_idx[idx]]
+
+            # context branch: the query through the projection (and the predictor when it is the query route)
+            z_q = enc.projection(x_q)
+            pred = enc.predictor(z_q) if enc.predictor is not None else None
+            q_ret = pred if cfg.model.query_route == "predictor" else z_q
+            # target branch: documents through the same projection; the predictive target is stop-gradient
+            z_p = enc.projection(x_p)
+            z_n = enc.projection(x_n)
+
+            terms: dict[str, torch.Tensor] = {}
+            if L.lambda_contrastive:
+                if L.contrastive == "triplet":
+                    terms["contrastive"] = losses.triplet_loss(q_ret, z_p, z_n, margin=L.margin)
+                else:
+                    terms["contrastive"] = losses.info_nce_loss(
+                        q_ret, z_p, z_n, temperature=L.temperature,
+                        pos_ids=torch.as_tensor(pos_idx[idx]), neg_ids=torch.as_tensor(neg_idx[idx]))
+            if L.lambda_isotropy and L.isotropy != "none":
+                z_all = torch.cat([z_q, z_p])
+                if L.isotropy == "covariance":
+                    terms["isotropy"] = losses.covariance_isotropy(z_all)
+                elif L.isotropy == "sigreg":
+                    terms["isotropy"] = losses.sigreg_loss(z_all)
+                else:
+                    terms["isotropy"] = losses.uniformity_loss(z_all)
+            if L.lambda_predictive:
+                terms["predictive"] = losses.predictive_loss(pred, z_p, L.predictive)
+            if L.lambda_variance:
+                terms["variance"] = losses.variance_target_loss(torch.cat([z_q, z_p]), L.target_std)
+            weights = {"contrastive": L.lambda_contrastive, "isotropy": L.lambda_isotropy,
+                       "predictive": L.lambda_predictive, "variance": L.lambda_variance}
+            loss = sum(weights[k] * v for k, v in terms.items())
+
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.optim.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip)
+            opt.step()
+            step += 1
+            sums["loss"] = sums.get("loss", 0.0) + float(loss)
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            if step % 20 == 0:
+                bar.set_postfix({k: f"{v / (len(sums) and (start // bs + 1)):.4f}" for k, v in sums.items()})
+        nb = max(1, len(batches))
+        dev = _dev_eval(enc, x_q_dev, dev_qids, x_pool, pool_ids, dev_qrels)
+        record = {"epoch": epoch + 1, "step": step, "lr": lr_at(step, epoch, cfg),
+                  "train": {k: v / nb for k, v in sums.items()}, "dev": dev}
+        history.append(record)
+        log(f"epoch {epoch + 1}: " + "  ".join(f"{k} {v:.4f}" for k, v in record["train"].items())
+            + " | dev " + "  ".join(f"{k} {v:.4f}" for k, v in dev.items()))
+        score = dev[cfg.dev_metric]
+        if cfg.select == "last" or score > best["score"]:
+            best = {"epoch": epoch + 1, "score": score}
+            _save_state(best_dir, enc, opt, {"epoch": epoch + 1})
+        _save_state(state_dir, enc, opt, {"config": to_dict(cfg), "epoch": epoch + 1, "step": step,
+                                          "best": best, "history": history})
+
+    # ---- the checkpoint: the selected epoch's heads
+    _load_state(best_dir, enc, opt)
+    ckpt = Checkpoint(
+        config=cfg.model, fingerprint=base.fingerprint, state_dict=enc.head_state_dict(),
+        training={"config": to_dict(cfg), "data_source": pairs.source, "data_sha256": pairs.content_hash(),
+                  "num_train_pairs": len(train_pairs), "num_dev_pairs": len(dev_pairs), "seed": cfg.seed,
+                  "selected_epoch": best["epoch"], "selection": f"{cfg.select} on dev {cfg.dev_metric}",
+                  "history": history},
+        metrics={"dev_at_init": dev_at_init, "dev": history[best["epoch"] - 1]["dev"] if history else {}},
+    )
+    path = save_checkpoint(ckpt, out_dir / "checkpoint")
+    secs = time.time() - t0
+    log(f"checkpoint (epoch {best['epoch']}) → {path}  [{secs:.1f}s]")
+    return TrainResult(path, best["epoch"], history, secs)
