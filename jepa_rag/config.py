@@ -208,8 +208,24 @@ def from_dict(cls: type, data: dict[str, Any] | None, path: str = "") -> Any:
             literal_choices = _literal_choices(hint)
             if literal_choices and value not in literal_choices:
                 raise ConfigError(f"{dotted} must be one of {list(literal_choices)}, got {value!r}")
-            kwargs[name] = value
+            kwargs[name] = _coerce(dotted, hint, value)
     return cls(**kwargs)
+
+
+def _coerce(dotted: str, hint: Any, value: Any) -> Any:
+    """YAML reads ``2e-4`` as a string and ``1`` as an int: convert to the field's scalar type, or say why not."""
+    if value is None:
+        return value
+    if hint is float and isinstance(value, (str, int)) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{dotted} must be a number, got {value!r}") from None
+    if hint is int and not isinstance(value, int):
+        raise ConfigError(f"{dotted} must be an integer, got {value!r}")
+    if hint is bool and not isinstance(value, bool):
+        raise ConfigError(f"{dotted} must be true or false, got {value!r}")
+    return value
 
 
 def _dataclass_in(hint: Any) -> type | None:

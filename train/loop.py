@@ -224,17 +224,17 @@ def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = T
                 torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip)
             opt.step()
             step += 1
-            sums["loss"] = sums.get("loss", 0.0) + float(loss)
+            sums["loss"] = sums.get("loss", 0.0) + loss.item()
             for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
+                sums[k] = sums.get(k, 0.0) + v.item()
             if step % 20 == 0:
-                bar.set_postfix({k: f"{v / (len(sums) and (start // bs + 1)):.4f}" for k, v in sums.items()})
+                bar.set_postfix({k: f"{v / (start // bs + 1):.4g}" for k, v in sums.items()})
         nb = max(1, len(batches))
         dev = _dev_eval(enc, x_q_dev, dev_qids, x_pool, pool_ids, dev_qrels)
         record = {"epoch": epoch + 1, "step": step, "lr": lr_at(step, epoch, cfg),
                   "train": {k: v / nb for k, v in sums.items()}, "dev": dev}
         history.append(record)
-        log(f"epoch {epoch + 1}: " + "  ".join(f"{k} {v:.4f}" for k, v in record["train"].items())
+        log(f"epoch {epoch + 1}: " + "  ".join(f"{k} {v:.4g}" for k, v in record["train"].items())
             + " | dev " + "  ".join(f"{k} {v:.4f}" for k, v in dev.items()))
         score = dev[cfg.dev_metric]
         if cfg.select == "last" or score > best["score"]:

@@ -1,0 +1,37 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   – installs everything, then runs the main job (a small RAG index + queries)
+#   make test   – installs everything, then runs the test suite
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: demo test benchmarks seed-reproduction lint install
+
+install: $(STAMP)
+
+# torch first and alone: it is pinned to the CPU build (a looser spec pulls a multi-GB CUDA build)
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[all]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m jepa_rag.demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q tests
+
+benchmarks: $(STAMP)
+	$(BIN)/python -m pytest -q benchmarks
+
+seed-reproduction: $(STAMP)
+	$(BIN)/python -m benchmarks.seed_reproduction
+
+lint: $(STAMP)
+	$(BIN)/ruff check jepa_rag train integrations tests benchmarks

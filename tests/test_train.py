@@ -1,0 +1,110 @@
+import json
+
+import numpy as np
+import pytest
+
+from jepa_rag import JEPAEncoder, load_checkpoint, load_train_config
+from train.__main__ import main as train_main
+from train.loop import lr_at, train
+from train.mining import mine_hard_negatives
+
+from .helpers import write_beir, write_pairs
+
+
+def _cfg(tmp_path, minilm_dir, pairs, *extra):
+    return load_train_config(None, [
+        f"model.base_model={minilm_dir}",
+        "model.projection={in_dim: 384, out_dim: 384, residual: true}",
+        "model.predictor={in_dim: 384, out_dim: 384, residual: true}",
+        "model.query_route=predictor", "loss.lambda_predictive=1.0", "loss.predictive=cosine",
+        "data.source=pairs", f"data.path={pairs}", "data.dev_fraction=0.25", "data.mining_rank_start=0",
+        "data.mining_rank_end=5", "optim.batch_size=8", "optim.epochs=2", "optim.lr=1e-3", "optim.warmup_steps=2",
+        f"output_dir={tmp_path}/run", *extra])
+
+
+def test_train_writes_a_loadable_checkpoint(tmp_path, minilm_dir):
+    pairs = write_pairs(tmp_path / "p.jsonl", n=40)
+    logs = []
+    res = train(_cfg(tmp_path, minilm_dir, pairs), show_progress_bar=False, log=logs.append)
+    ck = load_checkpoint(res.checkpoint)
+    assert ck.training["selected_epoch"] == res.best_epoch and len(ck.training["history"]) == 2
+    assert ck.training["data_sha256"] and ck.training["seed"] == 0
+    assert set(ck.training["history"][0]["train"]) == {"loss", "contrastive", "predictive"}  # logged separately
+    assert "ndcg@10" in ck.metrics["dev"]
+    enc = JEPAEncoder.from_pretrained(res.checkpoint, base_model=str(minilm_dir))
+    assert enc.encode_queries(["tell me about cats"]).shape == (1, 384)
+    assert any("dev at init" in line for line in logs)
+
+
+def test_heads_actually_move(tmp_path, minilm_dir):
+    res = train(_cfg(tmp_path, minilm_dir, write_pairs(tmp_path / "p.jsonl")), show_progress_bar=False, log=lambda *_: None)
+    state = load_checkpoint(res.checkpoint).state_dict
+    assert state["projection.net.3.weight"].abs().sum() > 0  # zero-initialised, so training changed it
+
+
+def test_resume_continues_after_last_epoch(tmp_path, minilm_dir):
+    pairs = write_pairs(tmp_path / "p.jsonl")
+    train(_cfg(tmp_path, minilm_dir, pairs, "optim.epochs=1"), show_progress_bar=False, log=lambda *_: None)
+    logs = []
+    # same config except epochs differ ⇒ a different config: starts over
+    train(_cfg(tmp_path, minilm_dir, pairs, "optim.epochs=2"), show_progress_bar=False, log=logs.append)
+    assert any("starting over" in m for m in logs)
+    logs.clear()
+    res = train(_cfg(tmp_path, minilm_dir, pairs, "optim.epochs=2"), show_progress_bar=False, log=logs.append)
+    assert any("resuming after epoch 2" in m for m in logs)
+    assert len(res.history) == 2
+
+
+def test_lr_schedule_per_batch_and_seed_bug():
+    cfg = load_train_config(None, ["optim.lr=1e-3", "optim.warmup_steps=100", "optim.warmup_start_factor=0.1"])
+    assert lr_at(0, 0, cfg) == pytest.approx(1e-4)
+    assert lr_at(50, 0, cfg) == pytest.approx(1e-4 + 0.9e-3 * 0.5)
+    assert lr_at(100, 0, cfg) == pytest.approx(1e-3) and lr_at(5000, 3, cfg) == pytest.approx(1e-3)
+    seed = load_train_config(None, ["optim.lr=2e-5", "optim.scheduler_step=epoch"])
+    # the seed's bug: after 2 epochs of 400 batches the LR is still ≈ 2e-6
+    assert lr_at(800, 1, seed) == pytest.approx(2e-5 * (0.1 + 0.9 * 0.01))
+
+
+def test_lr_reaches_the_optimiser(tmp_path, minilm_dir, monkeypatch):
+    import torch
+
+    seen = []
+    real_step = torch.optim.AdamW.step
+
+    def spy(self, *a, **k):
+        seen.append(self.param_groups[0]["lr"])
+        return real_step(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", spy)
+    train(_cfg(tmp_path, minilm_dir, write_pairs(tmp_path / "p.jsonl"), "optim.epochs=1"), show_progress_bar=False,
+          log=lambda *_: None)
+    assert seen[0] == pytest.approx(1e-4) and seen[-1] == pytest.approx(1e-3)
+
+
+def test_mining_excludes_positives_and_respects_window():
+    rng = np.random.default_rng(0)
+    pool = rng.normal(size=(50, 8))
+    queries = pool[:10] + 0.01 * rng.normal(size=(10, 8))
+    neg = mine_hard_negatives(queries, pool, [{i} for i in range(10)], rank_start=0, rank_end=3, per_query=2, seed=0)
+    assert neg.shape == (10, 2)
+    for i in range(10):
+        assert i not in neg[i]
+
+
+def test_cli_pairs_format_error_is_clear(tmp_path, minilm_dir, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"query": "q"}) + "\n")
+    code = train_main(["--pairs", str(bad), "--set", f"model.base_model={minilm_dir}"])
+    assert code == 2
+    assert "bad.jsonl:1: missing field 'positive'" in capsys.readouterr().err
+
+
+def test_cli_beir_train_split(tmp_path, minilm_dir):
+    folder = write_beir(tmp_path / "toy", split="train")
+    code = train_main([
+        "--beir", str(folder), "--split", "train", "--output", str(tmp_path / "out"), "--no-progress",
+        "--set", f"model.base_model={minilm_dir}", "--set", "model.projection={in_dim: 384, out_dim: 384, residual: true}",
+        "--set", "model.predictor=null", "--set", "optim.batch_size=2", "--set", "optim.epochs=1",
+        "--set", "data.dev_fraction=0.4", "--set", "data.mining_rank_start=0", "--set", "data.mining_rank_end=3"])
+    assert code == 0
+    assert load_checkpoint(tmp_path / "out" / "checkpoint").training["data_source"].endswith(":train")
