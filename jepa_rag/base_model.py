@@ -60,10 +60,10 @@ class Fingerprint:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Fingerprint":
+    def from_dict(cls, d: dict) -> Fingerprint:
         return cls(**{k: d[k] for k in ("model_id", "weights_sha256", "max_seq_length", "normalize", "dim")})
 
-    def same_model(self, other: "Fingerprint") -> bool:
+    def same_model(self, other: Fingerprint) -> bool:
         """Equal weights, sequence length and normalisation (the id is only a name)."""
         return (self.weights_sha256, self.max_seq_length, self.normalize, self.dim) == (
             other.weights_sha256, other.max_seq_length, other.normalize, other.dim)

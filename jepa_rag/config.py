@@ -90,10 +90,12 @@ class DataConfig:
     """Where the training pairs come from.
 
     ``source``: ``msmarco`` (the bundled/official MS MARCO pairs), ``pairs`` (a JSONL file with ``query`` and
-    ``positive`` fields, ``path``), or ``beir`` (a BEIR folder ``path`` and its ``split``).
+    ``positive`` fields, ``path``), ``beir`` (a BEIR folder ``path`` and its ``split``), or ``titles``
+    (self-supervised: title → document over the corpora of the comma-separated BEIR folders in ``path``; no
+    judgments are read).
     """
 
-    source: Literal["msmarco", "pairs", "beir"] = "msmarco"
+    source: Literal["msmarco", "pairs", "beir", "titles"] = "msmarco"
     path: str | None = None
     split: str = "train"
     dev_fraction: float = 0.1
@@ -162,7 +164,7 @@ class TrainConfig:
             raise ConfigError(f"optim.batch_size must be ≥ 2, got {self.optim.batch_size}")
         if not 0.0 < self.data.dev_fraction < 1.0:
             raise ConfigError(f"data.dev_fraction must be in (0, 1), got {self.data.dev_fraction}")
-        if self.data.source in ("pairs", "beir") and not self.data.path:
+        if self.data.source in ("pairs", "beir", "titles") and not self.data.path:
             raise ConfigError(f"data.source={self.data.source!r} needs data.path")
         if self.model.query_route == "predictor" and self.loss.lambda_predictive == 0:
             raise ConfigError("query_route='predictor' with lambda_predictive=0 would route queries through an untrained head")

@@ -145,7 +145,7 @@ class Pairs:
     def __len__(self) -> int:
         return len(self.queries)
 
-    def subset(self, idx: Iterable[int]) -> "Pairs":
+    def subset(self, idx: Iterable[int]) -> Pairs:
         idx = list(idx)
         return Pairs([self.query_ids[i] for i in idx], [self.queries[i] for i in idx],
                      [self.doc_ids[i] for i in idx], [self.positives[i] for i in idx], self.source, self.pool)
@@ -214,6 +214,33 @@ def pairs_from_beir(folder: str | os.PathLike, split: str = "train") -> Pairs:
                 positives.append(doc_text(ds.corpus[did]))
     pool = {did: doc_text(doc) for did, doc in ds.corpus.items()}
     return Pairs(qids, queries, dids, positives, source=f"{ds.path}:{split}", pool=pool)
+
+
+def pairs_from_corpus_titles(folders: list[str | os.PathLike]) -> Pairs:
+    """Self-supervised pairs from unlabelled documents: query = the document's title, positive = the document.
+
+    No judgments are read: only ``corpus.jsonl``. Documents without a title (or whose text is empty) are skipped.
+    Ids are prefixed with the folder name so several corpora can be mixed.
+    """
+    qids, queries, dids, positives, pool = [], [], [], [], {}
+    for folder in folders:
+        folder = Path(folder)
+        f = folder / "corpus.jsonl"
+        if not f.is_file():
+            raise DataNotFoundError(f"{folder}: missing corpus.jsonl")
+        for lineno, obj in _iter_jsonl(f):
+            did = f"{folder.name}:{_require(f, lineno, obj, '_id')}"
+            text = doc_text(obj)
+            pool[did] = text
+            title = str(obj.get("title") or "").strip()
+            if title and str(obj.get("text") or "").strip():
+                qids.append(did)
+                queries.append(title)
+                dids.append(did)
+                positives.append(text)
+    if not queries:
+        raise DataFormatError(f"no titled documents in {[str(f) for f in folders]}")
+    return Pairs(qids, queries, dids, positives, source="titles:" + ",".join(str(f) for f in folders), pool=pool)
 
 
 def shared_data_dir() -> Path | None:

@@ -95,7 +95,7 @@ class JEPAEncoder:
         use_cache: bool = True,
         cache_dir: str | os.PathLike | None = None,
         batch_size: int = 32,
-    ) -> "JEPAEncoder":
+    ) -> JEPAEncoder:
         """Load a checkpoint folder, ``"default"`` (the one jepa-rag ships), or ``"none"`` (vanilla base model).
 
         ``base_model`` overrides where the base model comes from (a folder or Hub id); it must be the model the

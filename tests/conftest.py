@@ -16,7 +16,14 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_home(tmp_path_factory):
     """Point jepa-rag's caches at a temp folder for the whole session."""
+    from jepa_rag.base_model import jepa_home
+
     home = tmp_path_factory.mktemp("jepa_home")
+    # the verified base model is shared with the user's cache (a 420 MB fetch is not worth repeating per run);
+    # embedding caches and hash memos stay private to the test session
+    models = jepa_home() / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    (home / "models").symlink_to(models, target_is_directory=True)
     old = os.environ.get("JEPA_RAG_HOME")
     os.environ["JEPA_RAG_HOME"] = str(home)
     yield home

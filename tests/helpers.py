@@ -28,11 +28,9 @@ QRELS = {"q1": {"007": 1}, "q2": {"8": 1}, "q3": {"9": 2}, "q4": {"13": 1}, "q5"
 def write_beir(folder: Path, split: str = "test", crlf: bool = True) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "corpus.jsonl", "w") as fh:
-        for did, (title, text) in DOCS.items():
-            fh.write(json.dumps({"_id": did, "title": title, "text": text, "metadata": {}}) + "\n")
+        fh.writelines(json.dumps({"_id": did, "title": title, "text": text, "metadata": {}}) + "\n" for did, (title, text) in DOCS.items())
     with open(folder / "queries.jsonl", "w") as fh:
-        for qid, text in QUERIES.items():
-            fh.write(json.dumps({"_id": qid, "text": text, "metadata": {}}) + "\n")
+        fh.writelines(json.dumps({"_id": qid, "text": text, "metadata": {}}) + "\n" for qid, text in QUERIES.items())
     (folder / "qrels").mkdir(exist_ok=True)
     nl = "\r\n" if crlf else "\n"
     rows = ["query-id\tcorpus-id\tscore"] + [f"{q}\t{d}\t{g}" for q, rel in QRELS.items() for d, g in rel.items()]

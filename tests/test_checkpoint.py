@@ -4,7 +4,15 @@ from dataclasses import replace
 import pytest
 import torch
 
-from jepa_rag import Checkpoint, CheckpointError, HeadConfig, JEPAEncoder, ModelConfig, load_checkpoint, save_checkpoint
+from jepa_rag import (
+    Checkpoint,
+    CheckpointError,
+    HeadConfig,
+    JEPAEncoder,
+    ModelConfig,
+    load_checkpoint,
+    save_checkpoint,
+)
 from jepa_rag import checkpoint as ckpt_mod
 
 

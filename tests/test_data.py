@@ -2,7 +2,15 @@ import json
 
 import pytest
 
-from jepa_rag import DataFormatError, DataNotFoundError, dev_split, doc_text, load_beir, load_pairs_jsonl, pairs_from_beir
+from jepa_rag import (
+    DataFormatError,
+    DataNotFoundError,
+    dev_split,
+    doc_text,
+    load_beir,
+    load_pairs_jsonl,
+    pairs_from_beir,
+)
 from jepa_rag.data import read_qrels
 
 from .helpers import write_beir, write_pairs

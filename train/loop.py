@@ -22,7 +22,15 @@ from tqdm.auto import tqdm
 from jepa_rag import losses
 from jepa_rag.checkpoint import Checkpoint, save_checkpoint
 from jepa_rag.config import TrainConfig, to_dict
-from jepa_rag.data import Pairs, dev_split, load_msmarco_pairs, load_pairs_jsonl, pairs_from_beir, beir_folder
+from jepa_rag.data import (
+    Pairs,
+    beir_folder,
+    dev_split,
+    load_msmarco_pairs,
+    load_pairs_jsonl,
+    pairs_from_beir,
+    pairs_from_corpus_titles,
+)
 from jepa_rag.encoder import JEPAEncoder
 from jepa_rag.metrics import evaluate_run, exact_search
 from jepa_rag.precomputed import import_beir_embeddings, import_msmarco_embeddings
@@ -62,6 +70,8 @@ def load_training_pairs(cfg: TrainConfig) -> Pairs:
         return load_msmarco_pairs()
     if d.source == "pairs":
         return load_pairs_jsonl(d.path)
+    if d.source == "titles":
+        return pairs_from_corpus_titles([beir_folder(p.strip()) for p in d.path.split(",")])
     return pairs_from_beir(beir_folder(d.path), d.split)
 
 
@@ -120,6 +130,9 @@ def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = T
         import_msmarco_embeddings(base, pairs, embeddings)
     elif cfg.data.source == "beir":
         import_beir_embeddings(base, beir_folder(cfg.data.path), embeddings)
+    elif cfg.data.source == "titles":
+        for p in cfg.data.path.split(","):
+            import_beir_embeddings(base, beir_folder(p.strip()), embeddings)
     if cfg.data.max_pairs:
         pairs = pairs.subset(range(min(cfg.data.max_pairs, len(pairs))))
     train_pairs, dev_pairs = dev_split(pairs, cfg.data.dev_fraction)
@@ -151,7 +164,7 @@ def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = T
     params = [p for h in enc.heads() for p in h.parameters()]
     opt = torch.optim.AdamW(params, lr=lr_at(0, 0, cfg), weight_decay=cfg.optim.weight_decay)
     dev_at_init = _dev_eval(enc, x_q_dev, dev_qids, x_pool, pool_ids, dev_qrels)
-    log(f"dev at init: " + "  ".join(f"{k} {v:.4f}" for k, v in dev_at_init.items()))
+    log("dev at init: " + "  ".join(f"{k} {v:.4f}" for k, v in dev_at_init.items()))
 
     state_dir = out_dir / "train_state"
     best_dir = out_dir / "train_state" / "best"
