@@ -1,0 +1,144 @@
+"""What every adapter shares: the friendly ImportError, one encoder per checkpoint, and checkpoint identity.
+
+Why a shared encoder cache: Chroma rebuilds an embedding function from its stored config every time it reads a
+collection's configuration, and LangChain/LlamaIndex users often build several wrappers around the same
+checkpoint. Loading the base model once per (checkpoint, base model, device) keeps that cheap and keeps one copy
+of the weights in memory. The key includes the checkpoint files' size and mtime, so a checkpoint retrained in
+place is reloaded rather than served stale.
+
+Why identity is by content: two collections built with copies of the same checkpoint share one embedding space;
+two built with different weights at the same path do not. Identity is therefore the sha256 of the heads' weights
+plus the sha256 of the base model's weights, never the path.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import threading
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from jepa_rag.errors import JEPARagError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from jepa_rag.encoder import JEPAEncoder
+
+DEFAULT = "default"
+VANILLA = "none"
+
+
+class EmbeddingSpaceConflictError(JEPARagError, ValueError):
+    """A vector collection built with one checkpoint was opened with another.
+
+    Vectors from different checkpoints (or base models) live in different embedding spaces: querying one with the
+    other returns confident nonsense, so this is refused instead of silently mixing them.
+    """
+
+
+def require(module: str, extra: str, what: str) -> ModuleType:
+    """Import ``module`` or raise an ImportError that names the pip extra providing it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(
+            f"{what} needs the package that provides {module!r}, which is not installed ({exc}). "
+            f"Install it with: pip install 'jepa-rag[{extra}]'"
+        ) from exc
+
+
+def normalize_checkpoint(checkpoint: str | os.PathLike | None) -> str:
+    """``"default"``, ``"none"`` (vanilla base model), or an absolute checkpoint folder path."""
+    if checkpoint is None:
+        return VANILLA
+    text = os.fspath(checkpoint)
+    if isinstance(checkpoint, str):
+        if text == DEFAULT:
+            return DEFAULT
+        if text in (VANILLA, "vanilla"):
+            return VANILLA
+    return str(Path(text).expanduser().resolve())
+
+
+def normalize_base_model(base_model: str | os.PathLike | None) -> str | None:
+    """An existing folder becomes an absolute path (so stored configs survive a change of cwd); ids stay ids."""
+    if base_model is None:
+        return None
+    text = os.fspath(base_model)
+    path = Path(text).expanduser()
+    return str(path.resolve()) if path.exists() else text
+
+
+_ENCODERS: dict[tuple, "JEPAEncoder"] = {}
+_LOCK = threading.Lock()
+
+
+def _stamp(checkpoint: str) -> tuple:
+    from jepa_rag.encoder import DEFAULT_CHECKPOINT
+
+    if checkpoint == VANILLA:
+        return ()
+    folder = DEFAULT_CHECKPOINT if checkpoint == DEFAULT else Path(checkpoint)
+    out = []
+    for name in ("adapter_config.json", "model.safetensors"):
+        try:
+            st = (folder / name).stat()
+            out.append((name, st.st_size, st.st_mtime_ns))
+        except OSError:
+            out.append((name, None, None))
+    return tuple(out)
+
+
+def load_encoder(checkpoint: str | os.PathLike | None = DEFAULT, base_model: str | os.PathLike | None = None,
+                 device: str | None = None) -> "JEPAEncoder":
+    """One :class:`JEPAEncoder` per (checkpoint, base model, device, checkpoint file stamp), shared by all adapters."""
+    from jepa_rag.encoder import JEPAEncoder
+
+    ckpt = normalize_checkpoint(checkpoint)
+    base = normalize_base_model(base_model)
+    key = (ckpt, base, device, _stamp(ckpt))
+    with _LOCK:
+        encoder = _ENCODERS.get(key)
+        if encoder is None:
+            encoder = JEPAEncoder.from_pretrained(ckpt, base_model=base, device=device)
+            _ENCODERS[key] = encoder
+    return encoder
+
+
+def heads_sha256(encoder: "JEPAEncoder") -> str:
+    """sha256 of the checkpoint's ``model.safetensors`` (verified at load time), or ``"none"`` for vanilla."""
+    if encoder.checkpoint_path is None:
+        return VANILLA
+    meta = json.loads((Path(encoder.checkpoint_path) / "adapter_config.json").read_text(encoding="utf-8"))
+    return str(meta["weights_sha256"])
+
+
+def identity(encoder: "JEPAEncoder") -> dict[str, Any]:
+    """What decides the embedding space: heads and base-model weights, plus facts useful in messages."""
+    fp = encoder.fingerprint
+    return {
+        "weights_sha256": heads_sha256(encoder),
+        "base_model_id": fp.model_id,
+        "base_weights_sha256": fp.weights_sha256,
+        "dim": int(encoder.dim),
+        "query_route": encoder.query_route,
+    }
+
+
+SPACE_KEYS = ("weights_sha256", "base_weights_sha256")
+NAME_KEYS_REQUIRED = ("checkpoint", *SPACE_KEYS)
+
+
+def same_space(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return all(a.get(k) == b.get(k) for k in SPACE_KEYS)
+
+
+def describe(config: dict[str, Any]) -> str:
+    """A short human description of a stored or live embedding config, for error messages."""
+    heads = str(config.get("weights_sha256", "?"))
+    heads = "no heads (vanilla base model)" if heads == VANILLA else f"heads sha256 {heads[:12]}…"
+    base = str(config.get("base_weights_sha256", "?"))[:12]
+    return (f"checkpoint {config.get('checkpoint', '?')!s} ({heads}; base model {config.get('base_model_id', '?')}, "
+            f"weights sha256 {base}…)")

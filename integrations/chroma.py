@@ -1,0 +1,214 @@
+"""Chroma: :class:`JEPAEmbeddingFunction`, registered with chromadb's embedding-function registry.
+
+Why registered: chromadb stores each collection's embedding function as ``{"name", "config"}`` and rebuilds it
+with ``build_from_config`` when the collection is reopened without one, in a new process or from a Chroma server.
+Our config records the checkpoint (``"default"``, ``"none"`` or a folder), the base model override, the device and
+the sha256 of the heads' and base model's weights; rebuilding refuses a checkpoint whose weights no longer match.
+
+Why :func:`get_or_create_collection`: chromadb only compares embedding-function *names* when a collection is
+reopened, so ``client.get_collection(name, embedding_function=JEPAEmbeddingFunction(other_checkpoint))`` would
+silently mix two embedding spaces. Open collections through :func:`get_or_create_collection` (or call
+:func:`check_collection`) to get an :class:`~integrations.EmbeddingSpaceConflictError` instead.
+
+Documents (``__call__``) take the document route; queries (``embed_query``, which chromadb calls for
+``collection.query(query_texts=...)``) take the query route. The default space is cosine, matching the
+checkpoints' scoring, so Chroma's distance is ``1 - cosine similarity``.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
+
+from ._common import (
+    DEFAULT,
+    NAME_KEYS_REQUIRED,
+    EmbeddingSpaceConflictError,
+    describe,
+    identity,
+    load_encoder,
+    normalize_base_model,
+    normalize_checkpoint,
+    require,
+    same_space,
+)
+
+require("chromadb", "chroma", "integrations.chroma (JEPAEmbeddingFunction)")
+
+from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space  # noqa: E402
+from chromadb.errors import NotFoundError  # noqa: E402
+from chromadb.utils.embedding_functions import register_embedding_function  # noqa: E402
+
+NAME = "jepa_rag"
+
+__all__ = ["NAME", "EmbeddingSpaceConflictError", "JEPAEmbeddingFunction", "check_collection",
+           "get_or_create_collection"]
+
+
+@register_embedding_function
+class JEPAEmbeddingFunction(EmbeddingFunction[Documents]):
+    """A jepa-rag checkpoint as a Chroma embedding function.
+
+    ``JEPAEmbeddingFunction()`` loads the checkpoint shipped with jepa-rag; ``checkpoint=`` takes a checkpoint
+    folder or ``"none"`` (the plain base model), ``base_model=`` a local model folder or Hub id, ``device=`` a
+    torch device.
+    """
+
+    def __init__(self, checkpoint: str | os.PathLike | None = DEFAULT, base_model: str | os.PathLike | None = None,
+                 device: str | None = None):
+        self.checkpoint = normalize_checkpoint(checkpoint)
+        self.base_model = normalize_base_model(base_model)
+        self.device = device
+        self._encoder = load_encoder(self.checkpoint, self.base_model, device)
+        self._identity = identity(self._encoder)
+
+    @property
+    def encoder(self):
+        """The underlying :class:`jepa_rag.JEPAEncoder`."""
+        return self._encoder
+
+    # ---------------------------------------------------------------------------------------- embedding
+    def __call__(self, input: Documents) -> Embeddings:
+        """Document route: what chromadb calls for ``add``/``upsert`` with ``documents=``."""
+        return list(self._encoder.encode_documents(list(input)))
+
+    def embed_query(self, input: Documents) -> Embeddings:
+        """Query route: what chromadb calls for ``query(query_texts=...)``."""
+        return list(self._encoder.encode_queries(list(input)))
+
+    # ---------------------------------------------------------------------------------------- chromadb protocol
+    @staticmethod
+    def name() -> str:
+        return NAME
+
+    def default_space(self) -> Space:
+        return "cosine" if self._encoder.scoring == "cosine" else "l2"
+
+    def supported_spaces(self) -> list[Space]:
+        """Cosine checkpoints with unit-length vectors rank identically under cosine, ip and l2."""
+        if self._encoder.scoring != "cosine":
+            return ["l2"]
+        return ["cosine", "ip", "l2"] if self._encoder.normalize else ["cosine"]
+
+    def get_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = {"checkpoint": self.checkpoint, **self._identity}
+        if self.base_model is not None:
+            config["base_model"] = self.base_model
+        if self.device is not None:
+            config["device"] = self.device
+        return config
+
+    @staticmethod
+    def validate_config(config: dict[str, Any]) -> None:
+        missing = [k for k in NAME_KEYS_REQUIRED if k not in (config or {})]
+        if missing:
+            raise ValueError(f"jepa_rag embedding function config lacks {missing}: {config!r}")
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> "JEPAEmbeddingFunction":
+        """Rebuild from a stored config, refusing a checkpoint whose weights changed since the collection was built."""
+        JEPAEmbeddingFunction.validate_config(config)
+        device = config.get("device")
+        if device and str(device).startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                warnings.warn(f"collection was built on device {device!r}, which is not available here; using the CPU",
+                              RuntimeWarning, stacklevel=2)
+                device = None
+        ef = JEPAEmbeddingFunction(config["checkpoint"], config.get("base_model"), device)
+        live = ef.get_config()
+        if not same_space(config, live):
+            raise EmbeddingSpaceConflictError(
+                f"this collection was embedded with {describe(config)}, but {config['checkpoint']} now loads "
+                f"{describe(live)}; its vectors would not match new ones. Re-index the collection, or restore the "
+                "original checkpoint.")
+        return ef
+
+    def validate_config_update(self, old_config: dict[str, Any], new_config: dict[str, Any]) -> None:
+        if not same_space(old_config, new_config):
+            raise EmbeddingSpaceConflictError(
+                f"cannot switch a collection from {describe(old_config)} to {describe(new_config)}: the stored "
+                "vectors would be in another embedding space. Re-index into a new collection instead.")
+
+    def __repr__(self) -> str:
+        return f"JEPAEmbeddingFunction(checkpoint={self.checkpoint!r}, base_model={self.base_model!r}, device={self.device!r})"
+
+
+def _stored(collection: Any) -> dict[str, Any] | None:
+    stored = (collection.configuration_json or {}).get("embedding_function")
+    if not stored or stored.get("type") != "known":
+        return None
+    return stored
+
+
+def _warn_unverifiable(collection: Any) -> None:
+    if collection.count() > 0:
+        warnings.warn(
+            f"collection {collection.name!r} records no embedding function, so jepa-rag cannot verify that its "
+            "vectors come from the same checkpoint", UserWarning, stacklevel=3)
+
+
+def check_collection(collection: Any, embedding_function: JEPAEmbeddingFunction) -> None:
+    """Raise :class:`EmbeddingSpaceConflictError` unless ``collection`` was built with the same checkpoint.
+
+    A collection that recorded no embedding function (made with precomputed vectors, or by a tool that passes
+    none) cannot be checked: that only warns, and only when it already holds vectors.
+    """
+    stored = _stored(collection)
+    if stored is None:
+        _warn_unverifiable(collection)
+        return
+    if stored.get("name") != NAME:
+        raise EmbeddingSpaceConflictError(
+            f"collection {collection.name!r} was embedded with Chroma embedding function {stored.get('name')!r}, "
+            f"not jepa-rag's; querying it with {describe(embedding_function.get_config())} would mix embedding "
+            "spaces. Use another collection name.")
+    config = stored.get("config") or {}
+    if not same_space(config, embedding_function.get_config()):
+        raise EmbeddingSpaceConflictError(
+            f"collection {collection.name!r} was embedded with {describe(config)}, but it was opened with "
+            f"{describe(embedding_function.get_config())}. Vectors from different checkpoints live in different "
+            "embedding spaces and cannot be mixed: open it without an embedding function to use the stored "
+            "checkpoint, or index into another collection name.")
+
+
+def get_or_create_collection(client: Any, name: str, embedding_function: JEPAEmbeddingFunction | None = None, *,
+                             metadata: dict[str, Any] | None = None, configuration: dict[str, Any] | None = None,
+                             create: bool = True) -> Any:
+    """Open collection ``name`` on any chromadb client (embedded or HTTP), checking its embedding space.
+
+    - ``embedding_function=None`` and the collection exists: the stored checkpoint is rebuilt from its config.
+    - ``embedding_function=None`` and it does not: it is created with ``JEPAEmbeddingFunction()`` (the default
+      checkpoint), in the function's default space (cosine).
+    - an explicit function: the collection is opened or created with it; a collection built with a different
+      checkpoint raises :class:`EmbeddingSpaceConflictError`.
+
+    ``create=False`` raises chromadb's ``NotFoundError`` for a missing collection.
+    """
+    if embedding_function is None:
+        try:
+            existing = client.get_collection(name, embedding_function=None)
+        except NotFoundError:
+            if not create:
+                raise
+            embedding_function = JEPAEmbeddingFunction()
+        else:
+            stored = _stored(existing)
+            if stored is None:
+                _warn_unverifiable(existing)
+                return existing
+            if stored.get("name") != NAME:
+                raise EmbeddingSpaceConflictError(
+                    f"collection {name!r} was embedded with Chroma embedding function {stored.get('name')!r}, "
+                    "not jepa-rag's; open it with that function, or use another collection name")
+            embedding_function = JEPAEmbeddingFunction.build_from_config(stored.get("config") or {})
+            return client.get_collection(name, embedding_function=embedding_function)
+    if create:
+        collection = client.get_or_create_collection(
+            name, embedding_function=embedding_function, metadata=metadata, configuration=configuration)
+    else:
+        collection = client.get_collection(name, embedding_function=embedding_function)
+    check_collection(collection, embedding_function)
+    return collection
