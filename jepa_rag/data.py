@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -45,8 +46,12 @@ class BeirDataset:
 
 
 def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DataFormatError(f"{path}:{lineno}: not valid UTF-8") from None
             if not line.strip():
                 continue
             try:
@@ -70,21 +75,24 @@ def _require(path: Path, lineno: int, obj: dict, key: str) -> str:
 def read_qrels(path: Path) -> dict[str, dict[str, int]]:
     """Read a BEIR qrels TSV (header line, CRLF or LF) into qid → {doc id: grade}; ids stay strings."""
     qrels: dict[str, dict[str, int]] = {}
-    with open(path, encoding="utf-8", newline="") as fh:
-        reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
-        for lineno, row in enumerate(reader, 1):
-            row = [c.strip() for c in row]
-            if not row or not any(row):
-                continue
-            if lineno == 1 and row[0].lower() in ("query-id", "query_id", "qid"):
-                continue
-            if len(row) < 3:
-                raise DataFormatError(f"{path}:{lineno}: expected 3 tab-separated columns, got {len(row)}")
-            try:
-                grade = int(float(row[2]))
-            except ValueError:
-                raise DataFormatError(f"{path}:{lineno}: score {row[2]!r} is not a number") from None
-            qrels.setdefault(row[0], {})[row[1]] = grade
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(f"{path}: not valid UTF-8 (byte {exc.start})") from None
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE)
+    for lineno, row in enumerate(reader, 1):
+        row = [c.strip() for c in row]
+        if not row or not any(row):
+            continue
+        if lineno == 1 and row[0].lower() in ("query-id", "query_id", "qid"):
+            continue
+        if len(row) < 3:
+            raise DataFormatError(f"{path}:{lineno}: expected 3 tab-separated columns, got {len(row)}")
+        try:
+            grade = int(float(row[2]))
+        except (ValueError, OverflowError):
+            raise DataFormatError(f"{path}:{lineno}: score {row[2]!r} is not a number") from None
+        qrels.setdefault(row[0], {})[row[1]] = grade
     return qrels
 
 

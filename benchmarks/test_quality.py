@@ -1,0 +1,64 @@
+"""Quality gate for the shipped default checkpoint (standard protocol, BEIR test splits).
+
+Fails if vanilla all-mpnet-base-v2 drifts from its published numbers (a sign that loading, text building or
+metrics broke), or if the shipped checkpoint is significantly worse than vanilla on either set.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from jepa_rag import JEPAEncoder, paired_test
+from jepa_rag.encoder import DEFAULT_CHECKPOINT
+from jepa_rag.evaluate import evaluate_beir
+
+RESULTS = Path(__file__).resolve().parent / "results"
+EXPECTED_VANILLA = {"scifact": 0.6557, "nfcorpus": 0.3329}
+TOLERANCE = 0.003
+
+
+def quality_gate(candidate: JEPAEncoder, vanilla: JEPAEncoder, dataset: str) -> dict:
+    """Evaluate both; return metrics and the paired test. Raise AssertionError when the gate fails."""
+    base = evaluate_beir(vanilla, dataset)
+    ours = evaluate_beir(candidate, dataset)
+    test = paired_test(ours["per_query"]["ndcg@10"], base["per_query"]["ndcg@10"])
+    row = {"vanilla": base["metrics"], "checkpoint": ours["metrics"], "paired": test}
+    assert abs(base["metrics"]["ndcg@10"] - EXPECTED_VANILLA[dataset]) <= TOLERANCE, (
+        f"vanilla {dataset} NDCG@10 {base['metrics']['ndcg@10']:.4f} drifted from {EXPECTED_VANILLA[dataset]}")
+    significantly_worse = test["mean_diff"] < 0 and test["p_ttest"] < 0.05
+    assert not significantly_worse, (
+        f"{dataset}: checkpoint NDCG@10 {ours['metrics']['ndcg@10']:.4f} is significantly below vanilla "
+        f"{base['metrics']['ndcg@10']:.4f} (p={test['p_ttest']:.3g})")
+    return row
+
+
+@pytest.mark.parametrize("dataset", ["scifact", "nfcorpus"])
+def test_default_checkpoint_not_worse_than_vanilla(dataset, mpnet, benchmark):
+    if not DEFAULT_CHECKPOINT.is_dir():
+        pytest.skip(f"no default checkpoint shipped at {DEFAULT_CHECKPOINT}")
+    default = JEPAEncoder.from_pretrained("default")
+    row = benchmark.pedantic(lambda: quality_gate(default, mpnet, dataset), rounds=1, iterations=1)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"quality_{dataset}.json").write_text(json.dumps(row, indent=2))
+    benchmark.extra_info.update({"ndcg@10": row["checkpoint"]["ndcg@10"], "vanilla": row["vanilla"]["ndcg@10"],
+                                 "p": row["paired"]["p_ttest"]})
+
+
+def test_broken_checkpoint_fails_the_gate(mpnet, tmp_path):
+    """Heads with random weights must make the gate fail: the benchmark can catch a broken checkpoint."""
+    import torch
+
+    from jepa_rag import Checkpoint, HeadConfig, ModelConfig, save_checkpoint
+
+    cfg = ModelConfig(projection=HeadConfig(768, 768), predictor=None, query_route="projection")
+    broken = JEPAEncoder(cfg, mpnet.fingerprint, mpnet.base_folder, use_cache=False)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in broken.projection.parameters():
+            p.normal_(0, 1.0)
+    save_checkpoint(Checkpoint(cfg, mpnet.fingerprint, broken.head_state_dict()), tmp_path / "broken")
+    with pytest.raises(AssertionError, match="significantly below vanilla"):
+        quality_gate(JEPAEncoder.from_pretrained(tmp_path / "broken"), mpnet, "scifact")
