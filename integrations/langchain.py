@@ -24,7 +24,7 @@ require("langchain_core", "langchain", "integrations.langchain (JEPAEmbeddings)"
 from langchain_core.embeddings import Embeddings  # noqa: E402
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator  # noqa: E402
 
-__all__ = ["JEPAEmbeddings", "jepa_chroma_retriever", "jepa_chroma_vectorstore"]
+__all__ = ["JEPAEmbeddings", "cosine_relevance", "jepa_chroma_retriever", "jepa_chroma_vectorstore"]
 
 
 class JEPAEmbeddings(BaseModel, Embeddings):
@@ -52,27 +52,40 @@ class JEPAEmbeddings(BaseModel, Embeddings):
     def _base_model(cls, value: Any) -> str | None:
         return normalize_base_model(value)
 
-    def model_post_init(self, context: Any, /) -> None:
+    def __init__(self, **data: Any):
+        super().__init__(**data)
+        # load now, outside pydantic validation, so a bad checkpoint raises jepa-rag's own error
         self._encoder = load_encoder(self.checkpoint, self.base_model, self.device)
 
     @property
     def encoder(self):
-        """The underlying :class:`jepa_rag.JEPAEncoder`."""
+        """The underlying :class:`jepa_rag.JEPAEncoder` (shared by every adapter using the same checkpoint)."""
+        if self._encoder is None:
+            self._encoder = load_encoder(self.checkpoint, self.base_model, self.device)
         return self._encoder
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Document route, one encoder call for the whole list."""
-        return self._encoder.encode_documents(list(texts)).tolist()
+        return self.encoder.encode_documents(list(texts)).tolist()
 
     def embed_query(self, text: str) -> list[float]:
         """Query route (through the predictor when the checkpoint routes queries there)."""
-        return self._encoder.encode_queries([text])[0].tolist()
+        return self.encoder.encode_queries([text])[0].tolist()
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
         return await asyncio.to_thread(self.embed_documents, texts)
 
     async def aembed_query(self, text: str) -> list[float]:
         return await asyncio.to_thread(self.embed_query, text)
+
+
+def cosine_relevance(distance: float) -> float:
+    """Chroma's cosine distance is ``1 - cos``; relevance is ``cos`` clipped to [0, 1].
+
+    Why clipped: LangChain warns about relevance outside [0, 1], which float rounding (1.0000002 for an identical
+    vector) and unrelated texts (cos < 0) would otherwise trigger; ranking is by distance either way.
+    """
+    return min(1.0, max(0.0, 1.0 - distance))
 
 
 def jepa_chroma_vectorstore(collection_name: str = "jepa_rag", embeddings: JEPAEmbeddings | None = None, *,
@@ -100,7 +113,10 @@ def jepa_chroma_vectorstore(collection_name: str = "jepa_rag", embeddings: JEPAE
     ef = JEPAEmbeddingFunction(embeddings.checkpoint, embeddings.base_model, embeddings.device)
     # creates the collection in the cosine space (so Chroma picks its cosine relevance function, 1 - distance),
     # or refuses a collection built with another checkpoint
-    get_or_create_collection(client, collection_name, ef)
+    collection = get_or_create_collection(client, collection_name, ef)
+    index = collection.configuration_json.get("hnsw") or collection.configuration_json.get("spann") or {}
+    if index.get("space") == "cosine":
+        chroma_kwargs.setdefault("relevance_score_fn", cosine_relevance)
     return Chroma(collection_name=collection_name, embedding_function=embeddings, client=client, **chroma_kwargs)
 
 

@@ -57,22 +57,24 @@ class JEPAEmbedding(BaseEmbedding):
 
     @property
     def encoder(self):
-        """The underlying :class:`jepa_rag.JEPAEncoder`."""
+        """The underlying :class:`jepa_rag.JEPAEncoder` (shared by every adapter using the same checkpoint)."""
+        if self._encoder is None:  # built via model_validate/from_dict, which skip __init__
+            self._encoder = load_encoder(self.checkpoint, self.base_model, self.device)
         return self._encoder
 
     # ---------------------------------------------------------------------------------------- query route
     def _get_query_embedding(self, query: str) -> Embedding:
-        return self._encoder.encode_queries([query])[0].tolist()
+        return self.encoder.encode_queries([query])[0].tolist()
 
     async def _aget_query_embedding(self, query: str) -> Embedding:
         return await asyncio.to_thread(self._get_query_embedding, query)
 
     # ---------------------------------------------------------------------------------------- document route
     def _get_text_embedding(self, text: str) -> Embedding:
-        return self._encoder.encode_documents([text])[0].tolist()
+        return self.encoder.encode_documents([text])[0].tolist()
 
     def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
-        return self._encoder.encode_documents(list(texts)).tolist()
+        return self.encoder.encode_documents(list(texts)).tolist()
 
     async def _aget_text_embedding(self, text: str) -> Embedding:
         return await asyncio.to_thread(self._get_text_embedding, text)

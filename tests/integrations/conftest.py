@@ -1,0 +1,122 @@
+"""Fixtures for the integration tests: a second checkpoint, sample passages, and a real Chroma server.
+
+Why a real server: the HTTP client serialises the embedding-function config through the server and back, which
+an embedded client never does; testing only embedded mode would miss a config the server drops or rejects.
+"""
+
+from __future__ import annotations
+
+import inspect
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+
+PASSAGES = {
+    "paris": "Paris is the capital and largest city of France, on the river Seine.",
+    "photosynthesis": "Plants use sunlight, water and carbon dioxide to make glucose and release oxygen.",
+    "jupiter": "Jupiter is the largest planet in the Solar System, a gas giant with a great red storm.",
+    "tcp": "TCP delivers a reliable, ordered stream of bytes and resends lost packets.",
+    "bread": "Yeast ferments sugar in dough and the carbon dioxide bubbles make bread rise.",
+    "everest": "Mount Everest is the highest mountain above sea level, on the border of Nepal and China.",
+}
+QUERIES = [
+    "What is the capital city of France?",
+    "How do plants make sugar from light?",
+    "Which planet is the biggest?",
+]
+
+
+@pytest.hookimpl(hookwrapper=True, trylast=True)
+def pytest_pycollect_makeitem(collector, name, obj):
+    """Mark this folder's ``async def`` tests (LangChain's standard async tests included) for pytest-asyncio.
+
+    The project runs pytest-asyncio in strict mode; marking here, inside pytest-asyncio's own collection wrapper,
+    lets it turn them into asyncio items without touching the inherited standard tests.
+    """
+    outcome = yield
+    result = outcome.get_result()
+    items = result if isinstance(result, list) else [result]
+    for item in items:
+        if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(getattr(item, "obj", None)):
+            item.add_marker(pytest.mark.asyncio)
+
+
+@pytest.fixture(scope="session")
+def other_checkpoint(tmp_path_factory, minilm_dir, minilm_fingerprint):
+    """Another MiniLM predictor-route checkpoint (different head weights): a different embedding space."""
+    import torch
+
+    from jepa_rag import Checkpoint, HeadConfig, ModelConfig, save_checkpoint
+    from jepa_rag.encoder import JEPAEncoder
+
+    d = minilm_fingerprint.dim
+    cfg = ModelConfig(base_model=str(minilm_dir), projection=HeadConfig(d, d, residual=True),
+                      predictor=HeadConfig(d, d, residual=True), query_route="predictor")
+    enc = JEPAEncoder(cfg, minilm_fingerprint, minilm_dir, use_cache=False)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for head in enc.heads():
+            for p in head.parameters():
+                p.add_(0.02 * torch.randn_like(p))
+    path = tmp_path_factory.mktemp("ckpt_other") / "other_ckpt"
+    save_checkpoint(Checkpoint(cfg, minilm_fingerprint, enc.head_state_dict()), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def passages() -> dict[str, str]:
+    return dict(PASSAGES)
+
+
+@pytest.fixture(scope="session")
+def queries() -> list[str]:
+    return list(QUERIES)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory):
+    """A real ``chroma run`` server on 127.0.0.1 and a free port; yields ``(host, port)``, always terminated."""
+    import httpx
+
+    exe = Path(sys.executable).with_name("chroma")
+    if not exe.is_file():
+        pytest.fail(f"the Chroma server CLI is missing ({exe}); install chromadb (pip install 'jepa-rag[chroma]')")
+    root = tmp_path_factory.mktemp("chroma_server")
+    log_path = root / "server.log"
+    host, port = "127.0.0.1", _free_port()
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([str(exe), "run", "--path", str(root / "data"), "--host", host, "--port", str(port)],
+                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"chroma server exited with {proc.returncode}:\n{log_path.read_text(errors='replace')[-3000:]}")
+            try:
+                if httpx.get(f"http://{host}:{port}/api/v2/heartbeat", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"chroma server not ready after 60 s:\n{log_path.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.2)
+        yield host, port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)

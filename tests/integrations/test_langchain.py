@@ -1,0 +1,109 @@
+"""LangChain: JEPAEmbeddings in a cosine-space Chroma store whose relevance scores are cosine similarities."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import numpy as np
+import pytest
+
+COLLECTION = "lc_docs"
+
+
+@pytest.fixture(scope="module")
+def embeddings(predictor_checkpoint, minilm_dir):
+    from integrations.langchain import JEPAEmbeddings
+
+    return JEPAEmbeddings(checkpoint=str(predictor_checkpoint), base_model=str(minilm_dir))
+
+
+def _cos(a, b) -> float:
+    a, b = np.asarray(a), np.asarray(b)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def test_retriever_on_a_persistent_index(tmp_path, embeddings, passages, queries):
+    from integrations.langchain import cosine_relevance, jepa_chroma_retriever, jepa_chroma_vectorstore
+
+    store = jepa_chroma_vectorstore(COLLECTION, embeddings, persist_directory=tmp_path)
+    store.add_texts(list(passages.values()), ids=list(passages))
+    assert store._collection.configuration["hnsw"]["space"] == "cosine"
+    assert store._select_relevance_score_fn() is cosine_relevance
+
+    retriever = jepa_chroma_retriever(COLLECTION, embeddings, persist_directory=tmp_path, k=2)
+    top = [retriever.invoke(q) for q in queries]
+    assert [docs[0].id for docs in top] == ["paris", "photosynthesis", "jupiter"]
+    assert all(len(docs) == 2 for docs in top)
+
+
+@pytest.mark.filterwarnings("error:Relevance scores must be between 0 and 1")
+def test_relevance_scores_are_cosine_similarities(tmp_path, embeddings, passages, queries):
+    """1 = same direction, as LangChain users expect; computed from the query route vs the document route."""
+    from integrations.langchain import jepa_chroma_vectorstore
+
+    store = jepa_chroma_vectorstore(COLLECTION, embeddings, persist_directory=tmp_path)
+    store.add_texts(list(passages.values()), ids=list(passages))
+    hits = store.similarity_search_with_relevance_scores(queries[0], k=len(passages))
+    q = embeddings.embed_query(queries[0])
+    for doc, score in hits:
+        cos = _cos(q, embeddings.embed_documents([passages[doc.id]])[0])
+        assert score == pytest.approx(max(cos, 0.0), abs=1e-4)
+    assert hits[0][0].id == "paris" and 0.0 < hits[0][1] <= 1.0
+    assert [s for _, s in hits] == sorted((s for _, s in hits), reverse=True)
+    # a document whose vector is the query vector itself scores 1
+    store._collection.add(ids=["self"], embeddings=[q], documents=["the query vector itself"])
+    best = store.similarity_search_with_relevance_scores(queries[0], k=1)[0]
+    assert best[0].id == "self" and best[1] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_reopening_with_another_checkpoint_is_refused(tmp_path, embeddings, passages, other_checkpoint, minilm_dir):
+    from integrations import EmbeddingSpaceConflictError
+    from integrations.langchain import JEPAEmbeddings, jepa_chroma_vectorstore
+
+    jepa_chroma_vectorstore(COLLECTION, embeddings, persist_directory=tmp_path).add_texts(list(passages.values()))
+    other = JEPAEmbeddings(checkpoint=str(other_checkpoint), base_model=str(minilm_dir))
+    with pytest.raises(EmbeddingSpaceConflictError, match="different embedding spaces"):
+        jepa_chroma_vectorstore(COLLECTION, other, persist_directory=tmp_path)
+
+
+def test_async_methods_run_off_the_event_loop(monkeypatch, embeddings):
+    threads = []
+    for name in ("encode_queries", "encode_documents"):
+        original = getattr(embeddings.encoder, name)
+
+        def slow(texts, _original=original, **kw):
+            threads.append(threading.get_ident())
+            time.sleep(0.3)
+            return _original(texts, **kw)
+
+        monkeypatch.setattr(embeddings.encoder, name, slow)
+
+    async def main():
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        task = asyncio.create_task(ticker())
+        q = await embeddings.aembed_query("a question")
+        d = await embeddings.aembed_documents(["one passage", "another"])
+        task.cancel()
+        return q, d, ticks
+
+    q, d, ticks = asyncio.run(main())
+    assert len(q) == embeddings.encoder.dim and len(d) == 2
+    assert ticks >= 15
+    assert threading.get_ident() not in threads
+
+
+def test_embed_documents_is_one_encoder_call(monkeypatch, embeddings):
+    calls = []
+    original = embeddings.encoder.encode_documents
+    monkeypatch.setattr(embeddings.encoder, "encode_documents", lambda t, **kw: calls.append(list(t)) or original(t, **kw))
+    assert len(embeddings.embed_documents(["a b", "c d", "e f"])) == 3
+    assert calls == [["a b", "c d", "e f"]]

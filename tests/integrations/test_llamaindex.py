@@ -1,0 +1,137 @@
+"""LlamaIndex: a VectorStoreIndex on an embedded, persistent Chroma collection survives a fresh process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import numpy as np
+import pytest
+
+COLLECTION = "li_docs"
+
+REOPEN = textwrap.dedent("""
+    import json, sys
+    import chromadb
+    from llama_index.core import VectorStoreIndex
+    from integrations.llamaindex import JEPAEmbedding, jepa_chroma_vector_store
+
+    db, ckpt, base, collection, queries = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], json.loads(sys.argv[5])
+    embed = JEPAEmbedding(checkpoint=ckpt, base_model=base)
+    store = jepa_chroma_vector_store(chromadb.PersistentClient(path=db), collection, embed)
+    index = VectorStoreIndex.from_vector_store(store, embed_model=embed)
+    retriever = index.as_retriever(similarity_top_k=3)
+    out = [[[n.node.node_id, n.score] for n in retriever.retrieve(q)] for q in queries]
+    print("RESULT " + json.dumps(out))
+""")
+
+
+@pytest.fixture(scope="module")
+def embed(predictor_checkpoint, minilm_dir):
+    from integrations.llamaindex import JEPAEmbedding
+
+    return JEPAEmbedding(checkpoint=predictor_checkpoint, base_model=minilm_dir)
+
+
+def _nodes(passages):
+    from llama_index.core.schema import TextNode
+
+    return [TextNode(id_=key, text=text) for key, text in passages.items()]
+
+
+def test_index_persists_and_reopens_in_a_fresh_process(tmp_path, embed, passages, queries, predictor_checkpoint,
+                                                       minilm_dir):
+    import chromadb
+    from llama_index.core import StorageContext, VectorStoreIndex
+
+    from integrations.llamaindex import jepa_chroma_vector_store
+
+    db = tmp_path / "chroma"
+    store = jepa_chroma_vector_store(chromadb.PersistentClient(path=str(db)), COLLECTION, embed)
+    storage = StorageContext.from_defaults(vector_store=store)
+    index = VectorStoreIndex(_nodes(passages), storage_context=storage, embed_model=embed)
+    storage.persist(persist_dir=str(tmp_path / "storage"))
+    retriever = index.as_retriever(similarity_top_k=3)
+    before = [[[n.node.node_id, n.score] for n in retriever.retrieve(q)] for q in queries]
+    assert [hits[0][0] for hits in before] == ["paris", "photosynthesis", "jupiter"]
+
+    proc = subprocess.run(
+        [sys.executable, "-c", REOPEN, str(db), str(predictor_checkpoint), str(minilm_dir), COLLECTION,
+         json.dumps(queries)],
+        capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    after = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))[7:])
+    assert [[i for i, _ in hits] for hits in after] == [[i for i, _ in hits] for hits in before]
+    np.testing.assert_allclose([[s for _, s in h] for h in after], [[s for _, s in h] for h in before], atol=1e-4)
+
+
+def test_reopening_with_another_checkpoint_is_refused(tmp_path, embed, passages, other_checkpoint, minilm_dir):
+    import chromadb
+    from llama_index.core import StorageContext, VectorStoreIndex
+
+    from integrations import EmbeddingSpaceConflictError
+    from integrations.llamaindex import JEPAEmbedding, jepa_chroma_vector_store
+
+    client = chromadb.PersistentClient(path=str(tmp_path))
+    storage = StorageContext.from_defaults(vector_store=jepa_chroma_vector_store(client, COLLECTION, embed))
+    VectorStoreIndex(_nodes(passages), storage_context=storage, embed_model=embed)
+    other = JEPAEmbedding(checkpoint=other_checkpoint, base_model=minilm_dir)
+    with pytest.raises(EmbeddingSpaceConflictError, match="different embedding spaces"):
+        jepa_chroma_vector_store(client, COLLECTION, other)
+    # reopening without an embed model rebuilds the stored checkpoint
+    reopened = jepa_chroma_vector_store(client, COLLECTION)
+    assert reopened._collection.count() == len(passages)
+
+
+def test_text_batches_are_one_encoder_call(monkeypatch, embed):
+    calls = []
+    original = embed.encoder.encode_documents
+
+    def spy(texts, **kw):
+        calls.append(list(texts))
+        return original(texts, **kw)
+
+    monkeypatch.setattr(embed.encoder, "encode_documents", spy)
+    texts = [f"passage number {i}" for i in range(5)]
+    vectors = embed.get_text_embedding_batch(texts)
+    assert len(vectors) == 5 and calls == [texts]
+
+
+def test_async_embedding_runs_off_the_event_loop(monkeypatch, embed):
+    """While the encoder works (slowed down here), the event loop keeps running other tasks."""
+    threads = []
+    for name in ("encode_queries", "encode_documents"):
+        original = getattr(embed.encoder, name)
+
+        def slow(texts, _original=original, **kw):
+            threads.append(threading.get_ident())
+            time.sleep(0.3)
+            return _original(texts, **kw)
+
+        monkeypatch.setattr(embed.encoder, name, slow)
+
+    async def main():
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        task = asyncio.create_task(ticker())
+        q = await embed.aget_query_embedding("a question")
+        t = await embed.aget_text_embedding("a passage")
+        b = await embed.aget_text_embedding_batch(["one passage", "another passage"])
+        task.cancel()
+        return q, t, b, ticks
+
+    q, t, b, ticks = asyncio.run(main())
+    assert len(q) == len(t) == embed.encoder.dim and len(b) == 2
+    assert ticks >= 20  # ~0.9 s of encoder time; a blocked loop would tick ~0 times
+    assert threading.get_ident() not in threads
