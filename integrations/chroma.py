@@ -8,7 +8,9 @@ the sha256 of the heads' and base model's weights; rebuilding refuses a checkpoi
 Why :func:`get_or_create_collection`: chromadb only compares embedding-function *names* when a collection is
 reopened, so ``client.get_collection(name, embedding_function=JEPAEmbeddingFunction(other_checkpoint))`` would
 silently mix two embedding spaces. Open collections through :func:`get_or_create_collection` (or call
-:func:`check_collection`) to get an :class:`~integrations.EmbeddingSpaceConflictError` instead.
+:func:`check_collection`) to get an :class:`~integrations.EmbeddingSpaceConflictError` instead. Never switch a
+collection's checkpoint with ``collection.modify(configuration=...)``: chromadb stores the new record before our
+``validate_config_update`` can refuse it.
 
 Documents (``__call__``) take the document route; queries (``embed_query``, which chromadb calls for
 ``collection.query(query_texts=...)``) take the query route. The default space is cosine, matching the
@@ -127,6 +129,11 @@ class JEPAEmbeddingFunction(EmbeddingFunction[Documents]):
         return ef
 
     def validate_config_update(self, old_config: dict[str, Any], new_config: dict[str, Any]) -> None:
+        """Refuse ``collection.modify(configuration={"embedding_function": other_checkpoint})``.
+
+        Caveat (chromadb 1.5.9): ``modify`` stores the new configuration *before* calling this, so the error comes
+        too late to keep the old record; never switch checkpoints with ``modify``, re-index into a new collection.
+        """
         if not same_space(old_config, new_config):
             raise EmbeddingSpaceConflictError(
                 f"cannot switch a collection from {describe(old_config)} to {describe(new_config)}: the stored "
