@@ -107,3 +107,23 @@ def test_embed_documents_is_one_encoder_call(monkeypatch, embeddings):
     monkeypatch.setattr(embeddings.encoder, "encode_documents", lambda t, **kw: calls.append(list(t)) or original(t, **kw))
     assert len(embeddings.embed_documents(["a b", "c d", "e f"])) == 3
     assert calls == [["a b", "c d", "e f"]]
+
+
+def test_retriever_against_a_chroma_server(chroma_server, embeddings, passages, queries, other_checkpoint,
+                                           minilm_dir):
+    import uuid
+
+    import chromadb
+
+    from integrations import EmbeddingSpaceConflictError
+    from integrations.langchain import JEPAEmbeddings, jepa_chroma_retriever, jepa_chroma_vectorstore
+
+    host, port = chroma_server
+    name = f"lc-{uuid.uuid4().hex[:12]}"
+    store = jepa_chroma_vectorstore(name, embeddings, client=chromadb.HttpClient(host=host, port=port))
+    store.add_texts(list(passages.values()), ids=list(passages))
+    retriever = jepa_chroma_retriever(name, embeddings, client=chromadb.HttpClient(host=host, port=port), k=1)
+    assert [retriever.invoke(q)[0].id for q in queries] == ["paris", "photosynthesis", "jupiter"]
+    other = JEPAEmbeddings(checkpoint=str(other_checkpoint), base_model=str(minilm_dir))
+    with pytest.raises(EmbeddingSpaceConflictError):
+        jepa_chroma_vectorstore(name, other, client=chromadb.HttpClient(host=host, port=port))

@@ -135,3 +135,31 @@ def test_async_embedding_runs_off_the_event_loop(monkeypatch, embed):
     assert len(q) == len(t) == embed.encoder.dim and len(b) == 2
     assert ticks >= 20  # ~0.9 s of encoder time; a blocked loop would tick ~0 times
     assert threading.get_ident() not in threads
+
+
+def test_index_against_a_chroma_server(chroma_server, embed, passages, queries):
+    import uuid
+
+    import chromadb
+    from llama_index.core import StorageContext, VectorStoreIndex
+
+    from integrations.llamaindex import jepa_chroma_vector_store
+
+    host, port = chroma_server
+    name = f"li-{uuid.uuid4().hex[:12]}"
+    store = jepa_chroma_vector_store(chromadb.HttpClient(host=host, port=port), name, embed)
+    VectorStoreIndex(_nodes(passages), storage_context=StorageContext.from_defaults(vector_store=store),
+                     embed_model=embed)
+    reopened = jepa_chroma_vector_store(chromadb.HttpClient(host=host, port=port), name, embed)
+    retriever = VectorStoreIndex.from_vector_store(reopened, embed_model=embed).as_retriever(similarity_top_k=1)
+    assert [retriever.retrieve(q)[0].node.node_id for q in queries] == ["paris", "photosynthesis", "jupiter"]
+
+
+def test_serialises_to_its_constructor_arguments(embed):
+    from integrations.llamaindex import JEPAEmbedding
+
+    data = embed.to_dict()
+    assert data["class_name"] == "JEPAEmbedding" and data["checkpoint"] == embed.checkpoint
+    again = JEPAEmbedding.from_dict(data)
+    assert again.checkpoint == embed.checkpoint and again.base_model == embed.base_model
+    assert again.encoder is embed.encoder  # one loaded model per checkpoint
