@@ -121,11 +121,29 @@ def write_report(results: dict, out_dir: Path) -> None:
             f"{_ms(n['standard_protocol'])} | {n['paired_vs_vanilla']['p_ttest']:.3g} | "
             f"{(s['note'] + n['note']) / 2:.4f} | {_ms(avg_seed)} | {_ms(avg_std)} |")
     lines.append(f"| vanilla all-mpnet-base-v2 | — | {v['scifact']['ndcg@10']:.4f} | {v['scifact']['ndcg@10']:.4f} | — | — | "
-                 f"{v['nfcorpus']['ndcg@10']:.4f} | {v['nfcorpus']['ndcg@10']:.4f} | — | 0.4628 (\"baseline\") | "
+                 f"{v['nfcorpus']['ndcg@10']:.4f} | {v['nfcorpus']['ndcg@10']:.4f} | — | — | "
                  f"{(v['scifact']['ndcg@10'] + v['nfcorpus']['ndcg@10']) / 2:.4f} | "
                  f"{(v['scifact']['ndcg@10'] + v['nfcorpus']['ndcg@10']) / 2:.4f} |")
-    lines += ["", "Vanilla's seed-protocol number equals its standard one: MPNet's outputs are unit-norm, so Euclidean and",
-              "cosine rank identically.", ""]
+    vavg = (v["scifact"]["ndcg@10"] + v["nfcorpus"]["ndcg@10"]) / 2
+    worst_p = max(e[ds]["paired_vs_vanilla"]["p_ttest"] for e in results["variants"].values() for ds in DATASETS)
+    below = all(e[ds]["paired_vs_vanilla"]["mean_diff"] < 0 for e in results["variants"].values() for ds in DATASETS)
+    lines += [
+        "",
+        "Vanilla's seed-protocol number equals its standard one: MPNet's outputs are unit-norm, so Euclidean and",
+        "cosine rank identically.",
+        "",
+        "## What survives",
+        "",
+        f"- Every variant {'lands below' if below else 'does not uniformly beat'} vanilla all-mpnet-base-v2 on both sets "
+        f"(largest p = {worst_p:.2g}). The note's \"+3.26%\" compares against its own near-random 512-d \"baseline\" "
+        f"head (note: 0.4628), not against vanilla MPNet ({vavg:.4f} here).",
+        "- The heads barely train: at the effective LR of ~2e-6 they stay close to their random initialisation, and a",
+        "  random 2-layer MLP roughly preserves the geometry of the base space — which is why all variants sit in a",
+        "  narrow band a few points under vanilla, and why epochs 1/2/3 are indistinguishable.",
+        "- Differences between variants are within a few seed standard deviations; the note's single-run ranking",
+        "  (chosen on the test sets) is not reproducible evidence that the predictor or isotropy helps.",
+        "",
+    ]
     (out_dir / "seed_reproduction.md").write_text("\n".join(lines))
 
 
@@ -135,7 +153,11 @@ def main() -> None:
     p.add_argument("--variants", nargs="+", default=list(NOTE))
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--runs", type=Path, default=Path("runs/seed_reproduction"))
+    p.add_argument("--report-only", action="store_true", help="rewrite the report from the saved JSON")
     args = p.parse_args()
+    if args.report_only:
+        write_report(json.loads((args.out / "seed_reproduction.json").read_text()), args.out)
+        return
     run(args.seeds, args.out, args.runs, args.variants)
 
 
