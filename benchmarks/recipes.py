@@ -33,8 +33,11 @@ TEST = {"scifact": "test", "nfcorpus": "test"}
 CANDIDATES = {
     "msmarco_infonce": ("msmarco_infonce.yaml", []),
     "msmarco_infonce_projection_route": ("msmarco_infonce.yaml", ["model.query_route=projection"]),
+    "msmarco_infonce_lowlr_projection_route": ("msmarco_infonce.yaml", ["model.query_route=projection",
+                                                                        "optim.lr=2e-5", "optim.epochs=3"]),
     "titles_selfsup": ("titles_selfsup.yaml", []),
     "titles_selfsup_projection_route": ("titles_selfsup.yaml", ["model.query_route=projection"]),
+    "titles_selfsup_lowlr": ("titles_selfsup.yaml", ["optim.lr=2e-5", "optim.epochs=3"]),
 }
 
 
