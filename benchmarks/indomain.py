@@ -72,7 +72,7 @@ def write_report(res: dict, out_dir: Path) -> None:
         lines.append(f"| {ds} | {e['vanilla']:.4f} | {a.mean():.4f} ± {a.std(ddof=1) if len(a) > 1 else 0:.4f} | "
                      f"{a.mean() - e['vanilla']:+.4f} | {e['paired_vs_vanilla']['p_ttest']:.2g} | ≥ {e['target']} | {e['epochs']} |")
     lines += ["", "Commands, one per seed:", ""]
-    for ds, e in res["datasets"].items():
+    for e in res["datasets"].values():
         lines += [f"- `{c}`" for c in e["commands"]]
     (out_dir / "indomain.md").write_text("\n".join(lines) + "\n")
 

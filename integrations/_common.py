@@ -21,21 +21,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from jepa_rag.errors import JEPARagError
+from jepa_rag.errors import EmbeddingSpaceConflictError  # noqa: F401  (re-exported for the adapters)
 
 if TYPE_CHECKING:  # pragma: no cover
     from jepa_rag.encoder import JEPAEncoder
 
 DEFAULT = "default"
 VANILLA = "none"
-
-
-class EmbeddingSpaceConflictError(JEPARagError, ValueError):
-    """A vector collection built with one checkpoint was opened with another.
-
-    Vectors from different checkpoints (or base models) live in different embedding spaces: querying one with the
-    other returns confident nonsense, so this is refused instead of silently mixing them.
-    """
 
 
 def require(module: str, extra: str, what: str) -> ModuleType:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .data import doc_text
 from .encoder import DEFAULT_CHECKPOINT
-from .errors import JEPARagError
+from .errors import EmbeddingSpaceConflictError, JEPARagError
 
 DEFAULT_PATH = "./jepa_rag_demo_index"
 COLLECTION = "jepa_rag_demo"
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         result = collection.query(query_texts=queries, n_results=k, include=["documents", "metadatas", "distances"])
     except JEPARagError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        if type(exc).__name__ == "EmbeddingSpaceConflictError":
+        if isinstance(exc, EmbeddingSpaceConflictError):
             print(f"hint: pass another --path, or delete {args.path} to rebuild it with this checkpoint",
                   file=sys.stderr)
         return 2

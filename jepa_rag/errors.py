@@ -42,3 +42,11 @@ class DataFormatError(JEPARagError, ValueError):
 
 class EmbeddingMismatchError(JEPARagError, ValueError):
     """Precomputed embeddings that do not match what the base model produces for the same texts."""
+
+
+class EmbeddingSpaceConflictError(JEPARagError, ValueError):
+    """A vector collection built with one checkpoint was opened with another.
+
+    Vectors from different checkpoints (or base models) live in different embedding spaces: querying one with the
+    other returns confident nonsense, so this is refused instead of silently mixing them.
+    """
