@@ -2,7 +2,8 @@
 
 Keyed by the base model's fingerprint (one folder each) and the sha256 of each text. Each batch of new vectors
 is written as its own shard: ``shard-N.npy`` first, then ``shard-N.keys`` (the commit marker), both via a temp
-file, fsync and rename. A crash loses at most the batch being written; a re-run resumes from there. Shards are
+file, fsync and rename; each writer claims its shard number by creating the ``.npy`` exclusively, so processes
+sharing the folder never overwrite each other's shards. A crash loses at most the batch being written; a re-run resumes from there. Shards are
 read memory-mapped, so a cache larger than RAM still works.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -49,6 +51,7 @@ class EmbeddingCache:
         self._index: dict[str, tuple[int, int]] = {}
         self._shards: dict[int, np.ndarray] = {}
         self._next = 0
+        self._claim_lock = threading.Lock()
         self.reload()
 
     def reload(self) -> None:
@@ -66,6 +69,24 @@ class EmbeddingCache:
             for row, key in enumerate(keys):
                 self._index.setdefault(key, (n, row))
 
+    def _claim_shard(self) -> int:
+        """A shard number no other writer uses, claimed by creating its ``.npy`` exclusively.
+
+        Why: two processes (or threads) sharing this folder each count shards from what they saw when they last
+        looked; without a claim both would write ``shard-N`` and one's keys could end up paired with the other's
+        vectors. An empty claimed file without ``.keys`` is an uncommitted shard, ignored by readers.
+        """
+        with self._claim_lock:
+            while True:
+                n = self._next
+                self._next += 1
+                try:
+                    fd = os.open(self.dir / f"shard-{n:06d}.npy", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                except FileExistsError:
+                    continue
+                os.close(fd)
+                return n
+
     def __len__(self) -> int:
         return len(self._index)
 
@@ -81,8 +102,7 @@ class EmbeddingCache:
         if not np.isfinite(vectors).all():
             raise InvalidInputError("cache: refusing to store non-finite vectors")
         keys = [text_key(t) for t in texts]
-        n = self._next
-        self._next += 1
+        n = self._claim_shard()
         npy = self.dir / f"shard-{n:06d}.npy"
         _atomic_write_bytes(npy, lambda fh: np.save(fh, vectors, allow_pickle=False))
         _atomic_write_bytes(self.dir / f"shard-{n:06d}.keys", lambda fh: fh.write("\n".join(keys).encode()))
