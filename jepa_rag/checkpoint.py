@@ -3,7 +3,9 @@
 ``adapter_config.json`` holds the format version, the full :class:`ModelConfig`, the base model's fingerprint,
 the sha256 of ``model.safetensors`` (so a truncated or corrupt file is refused), and free-form ``training``
 (train config, data hash, seed) and ``metrics`` sections. Saving writes a temp folder, fsyncs it, and renames
-it into place: a crash while saving never leaves a half-written checkpoint that loads.
+it into place: a crash while saving never leaves a half-written checkpoint that loads. Replacing a checkpoint
+sets the old folder aside first; a crash between the two renames is rolled back by the next load or save, so the
+path always gives the old checkpoint or the new one.
 """
 
 from __future__ import annotations
@@ -50,10 +52,36 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _previous(directory: Path) -> list[Path]:
+    """The previous checkpoints that saves set aside (``.<name>.old<pid>``) while swapping in a new one."""
+    return sorted(directory.parent.glob(f".{directory.name}.old*"))
+
+
+def _recover_interrupted_save(directory: Path) -> Path:
+    """Undo a save killed between its two renames, which leaves the previous checkpoint only in ``.<name>.old<pid>``.
+
+    A folder can't be renamed onto a non-empty folder, so replacing a checkpoint takes two renames (old aside, new
+    in); in between, ``directory`` does not exist. The save did not complete, so the previous checkpoint is the
+    committed one: it is renamed back (or, where that fails, e.g. on a read-only file system, read where it is).
+    """
+    if directory.exists():
+        return directory
+    previous = [p for p in _previous(directory) if (p / CONFIG).is_file() and (p / WEIGHTS).is_file()]
+    if not previous:
+        return directory
+    try:
+        os.replace(previous[-1], directory)
+    except OSError:
+        return directory if directory.is_dir() else previous[-1]
+    _fsync_dir(directory.parent)
+    return directory
+
+
 def save_checkpoint(ckpt: Checkpoint, directory: str | os.PathLike) -> Path:
     """Write ``ckpt`` to ``directory`` atomically (replacing an existing checkpoint there)."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
+    _recover_interrupted_save(directory)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp", dir=directory.parent))
     try:
         tensors = {k: v.detach().to("cpu").contiguous() for k, v in ckpt.state_dict.items()}
@@ -74,8 +102,11 @@ def save_checkpoint(ckpt: Checkpoint, directory: str | os.PathLike) -> Path:
         _fsync_dir(tmp)
         old = None
         if directory.exists():
+            for stale in _previous(directory):  # left by a crash after a completed save: garbage
+                shutil.rmtree(stale, ignore_errors=True)
             old = directory.with_name(f".{directory.name}.old{os.getpid()}")
             os.replace(directory, old)
+        # a crash here leaves no folder at `directory`, only `old`: _recover_interrupted_save() puts it back
         os.replace(tmp, directory)
         _fsync_dir(directory.parent)
         if old is not None:
@@ -90,6 +121,10 @@ def save_checkpoint(ckpt: Checkpoint, directory: str | os.PathLike) -> Path:
 def load_checkpoint(directory: str | os.PathLike) -> Checkpoint:
     """Read and verify a checkpoint folder; raises :class:`CheckpointError` naming what is wrong."""
     directory = Path(directory).expanduser()
+    if not directory.exists():
+        found = _recover_interrupted_save(directory)
+        if found != directory and found.is_dir():
+            return load_checkpoint(found)
     if not directory.is_dir():
         raise CheckpointError(f"checkpoint not found: {directory} is not a folder")
     cfg_path, w_path = directory / CONFIG, directory / WEIGHTS
