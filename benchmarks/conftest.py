@@ -1,16 +1,55 @@
 """Benchmarks run on the real all-mpnet-base-v2 and the shared BEIR/MS MARCO data.
 
 When the data or the model cannot be had, a benchmark *skips with the reason*; it never passes vacuously.
+
+Two modes: by default the base model's vectors for BEIR and MS MARCO are imported from the shared data folder's
+precomputed files (after a 16-text re-encoding check) and the whole folder runs in minutes; ``--full`` re-encodes
+every text with the real model into a fresh, empty cache instead. At the end of every session the results recorded
+so far are turned into ``benchmarks/results/REPORT.md`` (+ plots) by :mod:`benchmarks.report`.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
+import json
 import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--full", action="store_true", default=False,
+        help="benchmarks: re-encode every text with the real base model (a fresh, empty embedding cache) instead of "
+             "importing the precomputed base embeddings; slow (tens of minutes on 2 CPU cores)")
+
+
+@pytest.fixture(scope="session")
+def full_mode(request) -> bool:
+    """True under ``--full``."""
+    return bool(request.config.getoption("--full"))
+
+
+@pytest.fixture(scope="session")
+def embeddings_spec(full_mode) -> str:
+    """What ``evaluate_beir(..., embeddings=)`` gets: the shared precomputed vectors, or none under ``--full``."""
+    return "off" if full_mode else "auto"
+
+
+@pytest.fixture(scope="session")
+def encoder_cache_dir(full_mode, tmp_path_factory):
+    """``None`` (the user's embedding cache) or, under ``--full``, a fresh empty folder: every text is re-encoded."""
+    return tmp_path_factory.mktemp("full_mode_cache") if full_mode else None
 
 
 @pytest.fixture(scope="session")
@@ -31,3 +70,105 @@ def mpnet(shared_data):
         return JEPAEncoder.from_pretrained("none")
     except ModelNotFoundError as exc:
         pytest.skip(f"all-mpnet-base-v2 unavailable: {exc}")
+
+
+@pytest.fixture(scope="session")
+def vanilla(mpnet, encoder_cache_dir):
+    """Vanilla all-mpnet-base-v2; under ``--full`` on the fresh cache, so its vectors are re-encoded."""
+    from jepa_rag import JEPAEncoder
+
+    return mpnet if encoder_cache_dir is None else JEPAEncoder.from_pretrained("none", cache_dir=encoder_cache_dir)
+
+
+# ------------------------------------------------------------------------------------------- a real Chroma server
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory):
+    """A real ``chroma run`` server on 127.0.0.1 and a free port; yields ``(host, port)``, always terminated.
+
+    Skips (with the reason) when chromadb or its server CLI is not installed; fails if the server does not come up.
+    """
+    pytest.importorskip("chromadb", reason="chromadb not installed: pip install 'jepa-rag[chroma]'")
+    import httpx
+
+    exe = Path(sys.executable).with_name("chroma")
+    if not exe.is_file():
+        pytest.skip(f"the Chroma server CLI is missing ({exe}): pip install 'jepa-rag[chroma]'")
+    root = tmp_path_factory.mktemp("chroma_server")
+    log_path = root / "server.log"
+    host, port = "127.0.0.1", _free_port()
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([str(exe), "run", "--path", str(root / "data"), "--host", host, "--port", str(port)],
+                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"chroma server exited with {proc.returncode}:\n{log_path.read_text(errors='replace')[-3000:]}")
+            try:
+                if httpx.get(f"http://{host}:{port}/api/v2/heartbeat", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"chroma server not ready after 60 s:\n{log_path.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.2)
+        yield host, port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+# ------------------------------------------------------------------------------------------- recording + report
+_OUTCOMES: dict[str, str] = {}
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        _OUTCOMES[report.nodeid] = report.outcome
+
+
+def _record_benchmarks(session) -> None:
+    """Merge this session's pytest-benchmark timings (+ extra_info, outcome) into results/pytest_benchmarks.json."""
+    bs = getattr(session.config, "_benchmarksession", None)
+    benches = [b for b in getattr(bs, "benchmarks", []) or [] if b]
+    if not benches:
+        return
+    path = RESULTS / "pytest_benchmarks.json"
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        recorded = {}
+    when = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    mode = "full" if session.config.getoption("--full", default=False) else "default"
+    for b in benches:
+        extra = {k: v for k, v in (b.extra_info or {}).items() if isinstance(v, (int, float, str, bool))}
+        recorded[b.fullname] = {"outcome": _OUTCOMES.get(b.fullname, "?"), "seconds": b.stats.min,
+                                "rounds": b.stats.rounds, "mode": mode, "when": when, "extra_info": extra}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(recorded, indent=2, sort_keys=True))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if session.config.getoption("collectonly", default=False) or hasattr(session.config, "workerinput"):
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    try:
+        _record_benchmarks(session)
+        from benchmarks.report import write_report
+
+        path = write_report(RESULTS)
+        if reporter is not None:
+            reporter.write_line(f"benchmark report written to {path}")
+    except Exception as exc:  # noqa: BLE001 - a broken report must not hide the benchmarks' own outcome
+        if reporter is not None:
+            reporter.write_line(f"WARNING: could not write the benchmark report: {exc!r}", red=True)

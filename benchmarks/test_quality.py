@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks._support import require_beir_vectors
 from jepa_rag import JEPAEncoder, paired_test
 from jepa_rag.encoder import DEFAULT_CHECKPOINT
 from jepa_rag.evaluate import evaluate_beir
@@ -20,10 +21,10 @@ EXPECTED_VANILLA = {"scifact": 0.6557, "nfcorpus": 0.3329}
 TOLERANCE = 0.003
 
 
-def quality_gate(candidate: JEPAEncoder, vanilla: JEPAEncoder, dataset: str) -> dict:
+def quality_gate(candidate: JEPAEncoder, vanilla: JEPAEncoder, dataset: str, embeddings: str = "auto") -> dict:
     """Evaluate both; return metrics and the paired test. Raise AssertionError when the gate fails."""
-    base = evaluate_beir(vanilla, dataset)
-    ours = evaluate_beir(candidate, dataset)
+    base = evaluate_beir(vanilla, dataset, embeddings=embeddings)
+    ours = evaluate_beir(candidate, dataset, embeddings=embeddings)
     test = paired_test(ours["per_query"]["ndcg@10"], base["per_query"]["ndcg@10"])
     row = {"vanilla": base["metrics"], "checkpoint": ours["metrics"], "paired": test}
     assert abs(base["metrics"]["ndcg@10"] - EXPECTED_VANILLA[dataset]) <= TOLERANCE, (
@@ -36,11 +37,15 @@ def quality_gate(candidate: JEPAEncoder, vanilla: JEPAEncoder, dataset: str) -> 
 
 
 @pytest.mark.parametrize("dataset", ["scifact", "nfcorpus"])
-def test_default_checkpoint_not_worse_than_vanilla(dataset, mpnet, benchmark):
+def test_default_checkpoint_not_worse_than_vanilla(dataset, vanilla, encoder_cache_dir, embeddings_spec, full_mode,
+                                                    benchmark):
+    """Default: precomputed base vectors (verified on import). ``--full``: every text re-encoded (fresh cache)."""
     if not DEFAULT_CHECKPOINT.is_dir():
         pytest.skip(f"no default checkpoint shipped at {DEFAULT_CHECKPOINT}")
-    default = JEPAEncoder.from_pretrained("default")
-    row = benchmark.pedantic(lambda: quality_gate(default, mpnet, dataset), rounds=1, iterations=1)
+    require_beir_vectors(vanilla, dataset, full_mode)
+    default = JEPAEncoder.from_pretrained("default", cache_dir=encoder_cache_dir)
+    row = benchmark.pedantic(lambda: quality_gate(default, vanilla, dataset, embeddings_spec), rounds=1, iterations=1)
+    row["mode"] = "full" if full_mode else "precomputed"
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"quality_{dataset}.json").write_text(json.dumps(row, indent=2))
     benchmark.extra_info.update({"ndcg@10": row["checkpoint"]["ndcg@10"], "vanilla": row["vanilla"]["ndcg@10"],
