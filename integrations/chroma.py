@@ -23,6 +23,9 @@ import os
 import warnings
 from typing import Any
 
+from jepa_rag.encoder import validate_texts
+from jepa_rag.errors import InvalidInputError
+
 from ._common import (
     DEFAULT,
     NAME_KEYS_REQUIRED,
@@ -72,12 +75,19 @@ class JEPAEmbeddingFunction(EmbeddingFunction[Documents]):
 
     # ---------------------------------------------------------------------------------------- embedding
     def __call__(self, input: Documents) -> Embeddings:
-        """Document route: what chromadb calls for ``add``/``upsert`` with ``documents=``."""
-        return list(self._encoder.encode_documents(list(input)))
+        """Document route: what chromadb calls for ``add``/``upsert`` with ``documents=``.
+
+        ``input`` must be a non-empty list of non-blank strings (chromadb refuses an empty result); anything else,
+        a bare string included, raises :class:`jepa_rag.InvalidInputError` naming the item.
+        """
+        texts = validate_texts(input, "documents")
+        if not texts:
+            raise InvalidInputError("documents: empty list; a Chroma embedding function needs at least one document")
+        return list(self._encoder.encode_documents(texts))
 
     def embed_query(self, input: Documents) -> Embeddings:
         """Query route: what chromadb calls for ``query(query_texts=...)``."""
-        return list(self._encoder.encode_queries(list(input)))
+        return list(self._encoder.encode_queries(input))
 
     # ---------------------------------------------------------------------------------------- chromadb protocol
     @staticmethod

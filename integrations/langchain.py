@@ -65,8 +65,8 @@ class JEPAEmbeddings(BaseModel, Embeddings):
         return self._encoder
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        """Document route, one encoder call for the whole list."""
-        return self.encoder.encode_documents(list(texts)).tolist()
+        """Document route, one encoder call for the whole list (a bare string is refused, not split into characters)."""
+        return self.encoder.encode_documents(texts).tolist()
 
     def embed_query(self, text: str) -> list[float]:
         """Query route (through the predictor when the checkpoint routes queries there)."""

@@ -18,6 +18,8 @@ import asyncio
 import os
 from typing import Any
 
+from jepa_rag.encoder import validate_texts
+
 from ._common import DEFAULT, load_encoder, normalize_base_model, normalize_checkpoint, require
 
 require("llama_index.core", "llamaindex", "integrations.llamaindex (JEPAEmbedding)")
@@ -74,7 +76,15 @@ class JEPAEmbedding(BaseEmbedding):
         return self.encoder.encode_documents([text])[0].tolist()
 
     def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
-        return self.encoder.encode_documents(list(texts)).tolist()
+        return self.encoder.encode_documents(texts).tolist()
+
+    def get_text_embedding_batch(self, texts: list[str], show_progress: bool = False, **kwargs: Any) -> list[Embedding]:
+        """LlamaIndex's batching, after refusing a bare string (which it would embed character by character)."""
+        return super().get_text_embedding_batch(validate_texts(texts, "documents"), show_progress, **kwargs)
+
+    async def aget_text_embedding_batch(self, texts: list[str], show_progress: bool = False,
+                                        **kwargs: Any) -> list[Embedding]:
+        return await super().aget_text_embedding_batch(validate_texts(texts, "documents"), show_progress, **kwargs)
 
     async def _aget_text_embedding(self, text: str) -> Embedding:
         return await asyncio.to_thread(self._get_text_embedding, text)
