@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,9 @@ class BeirDataset:
         return ids, [doc_text(self.corpus[i]) for i in ids]
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
 def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
     with open(path, "rb") as fh:
         for lineno, raw in enumerate(fh, 1):
@@ -60,6 +64,12 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
                 raise DataFormatError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
             if not isinstance(obj, dict):
                 raise DataFormatError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+            if _SURROGATE_ESCAPE.search(line):  # valid pairs decode to one character; a lone one cannot be encoded
+                try:
+                    json.dumps(obj, ensure_ascii=False).encode("utf-8")
+                except UnicodeEncodeError:
+                    raise DataFormatError(
+                        f"{path}:{lineno}: not valid Unicode (a lone surrogate escape such as \\ud800)") from None
             yield lineno, obj
 
 

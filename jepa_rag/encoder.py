@@ -42,6 +42,12 @@ def validate_texts(texts: object, what: str = "texts") -> list[str]:
             raise InvalidInputError(f"{what}[{i}]: expected a string, got {type(t).__name__} ({t!r:.40})")
         if not t.strip():
             raise InvalidInputError(f"{what}[{i}]: empty or whitespace-only text cannot be embedded")
+        try:
+            t.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidInputError(
+                f"{what}[{i}]: not valid Unicode (lone surrogate {t[exc.start]!r} at position {exc.start}), as left "
+                "by a broken JSON escape or a bytes-to-str decode with errors='surrogateescape'") from None
     return out
 
 
