@@ -22,7 +22,7 @@ from .cache import EmbeddingCache
 from .checkpoint import Checkpoint, load_checkpoint
 from .config import DEFAULT_BASE_MODEL, ModelConfig
 from .data import doc_text
-from .errors import CheckpointError, InvalidInputError
+from .errors import CheckpointError, ConfigError, InvalidInputError
 from .heads import Predictor, ProjectionHead
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "default"
@@ -82,6 +82,11 @@ class JEPAEncoder:
         self._encode_lock = threading.Lock()
         self.projection: ProjectionHead | None = None
         self.predictor: Predictor | None = None
+        if config is not None and config.projection.in_dim != fingerprint.dim:
+            raise ConfigError(
+                f"model.projection.in_dim is {config.projection.in_dim}, but the base model {fingerprint.model_id} "
+                f"gives {fingerprint.dim}-d vectors; set the heads' dimensions for this base model "
+                f"(e.g. model.projection={{in_dim: {fingerprint.dim}, out_dim: {fingerprint.dim}}})")
         if config is not None:
             self.projection = ProjectionHead(config.projection)
             self.predictor = Predictor(config.predictor) if config.predictor is not None else None
