@@ -77,18 +77,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default=None)
     p.add_argument("--json", required=True, help="where to write the results")
     args = p.parse_args(argv)
+    if args.top_k < 1:
+        p.error(f"--top-k must be at least 1, got {args.top_k}")
+    out = Path(args.json)
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)  # an unwritable --json fails now, not after the evaluation
         start = time.time()
         enc = JEPAEncoder.from_pretrained(args.checkpoint, base_model=args.base_model, device=args.device)
         res = evaluate_beir(enc, args.data, split=args.split, embeddings=args.embeddings, scoring=args.scoring,
                             normalize=True if args.scoring == "cosine" else None, top_k=args.top_k)
         res["seconds"] = round(time.time() - start, 2)
-    except JEPARagError as exc:
+        out.write_text(json.dumps(res, indent=2))
+    except (JEPARagError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2))
     m = res["metrics"]
     print(f"{res['data']} ({args.split}, {res['num_queries']} queries, {res['scoring']}): "
           f"NDCG@10 {m['ndcg@10']:.4f}  Recall@100 {m['recall@100']:.4f}  MRR@10 {m['mrr@10']:.4f}  → {out}")

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_train_config(args.config, overrides)
         result = train(cfg, embeddings=args.embeddings, resume=not args.no_resume,
                        show_progress_bar=not args.no_progress)
-    except JEPARagError as exc:
+    except (JEPARagError, OSError) as exc:  # OSError: an unreadable input or unwritable --output, said in one line
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(result.checkpoint)
