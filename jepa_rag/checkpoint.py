@@ -157,6 +157,11 @@ def load_checkpoint(directory: str | os.PathLike) -> Checkpoint:
         state = load_file(str(w_path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{w_path}: cannot read safetensors ({exc})") from None
+    broken = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if broken:
+        raise CheckpointError(
+            f"{w_path}: tensor {broken[0]!r} holds NaN or inf values (training diverged?); it would embed every text "
+            "as NaN")
     if config.projection.in_dim != fingerprint.dim:
         raise CheckpointError(
             f"{cfg_path}: projection expects {config.projection.in_dim}-d input but the base model gives {fingerprint.dim}-d")
