@@ -29,6 +29,7 @@ _LAZY = {
     "JEPAEmbeddingFunction": "chroma",
     "get_or_create_collection": "chroma",
     "check_collection": "chroma",
+    "ingest": "chroma",
 }
 
 __all__ = list(_LAZY)

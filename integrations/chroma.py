@@ -15,12 +15,20 @@ collection's checkpoint with ``collection.modify(configuration=...)``: chromadb 
 Documents (``__call__``) take the document route; queries (``embed_query``, which chromadb calls for
 ``collection.query(query_texts=...)``) take the query route. The default space is cosine, matching the
 checkpoints' scoring, so Chroma's distance is ``1 - cosine similarity``.
+
+:func:`ingest` loads many documents batch by batch with idempotent upserts and a progress callback: re-running it
+after a crash or a server restart completes the collection without duplicates. Duplicate ids are refused up front
+(chromadb itself raises ``DuplicateIDError`` for duplicates within one call, and its ``add`` silently keeps the
+stored record when an id already exists); a query vector of the wrong dimension is refused by chromadb
+(``InvalidArgumentError: Collection expecting embedding with dimension of 384, got 10``).
 """
 
 from __future__ import annotations
 
 import os
+import time
 import warnings
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from jepa_rag.encoder import validate_texts
@@ -41,14 +49,14 @@ from ._common import (
 
 require("chromadb", "chroma", "integrations.chroma (JEPAEmbeddingFunction)")
 
-from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space  # noqa: E402
+from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space, validate_metadatas  # noqa: E402
 from chromadb.errors import NotFoundError  # noqa: E402
 from chromadb.utils.embedding_functions import register_embedding_function  # noqa: E402
 
 NAME = "jepa_rag"
 
 __all__ = ["NAME", "EmbeddingSpaceConflictError", "JEPAEmbeddingFunction", "check_collection",
-           "get_or_create_collection"]
+           "get_or_create_collection", "ingest"]
 
 
 @register_embedding_function
@@ -229,3 +237,77 @@ def get_or_create_collection(client: Any, name: str, embedding_function: JEPAEmb
         collection = client.get_collection(name, embedding_function=embedding_function)
     check_collection(collection, embedding_function)
     return collection
+
+
+def _transient(exc: BaseException) -> bool:
+    """A connection that failed or broke (a Chroma server restarting), as opposed to a refused request."""
+    if isinstance(exc, ConnectionError):
+        return True
+    try:
+        import httpx
+    except ImportError:  # pragma: no cover  (chromadb depends on httpx)
+        return False
+    return isinstance(exc, httpx.TransportError)
+
+
+def ingest(collection: Any, ids: Sequence[str], documents: Sequence[str], *,
+           metadatas: Sequence[dict[str, Any]] | None = None, batch_size: int = 256,
+           on_batch: Callable[[int, list[str]], None] | None = None, retries: int = 3,
+           retry_wait: float = 1.0) -> int:
+    """Upsert ``documents`` under ``ids`` into ``collection`` batch by batch; safe to re-run after a crash.
+
+    Why upsert: each batch is one ``collection.upsert`` call keyed by id, so running the same ingest again after a
+    crash, a kill or a Chroma server restart rewrites what was already stored instead of duplicating it, and
+    completes the rest. (chromadb's ``add`` silently skips ids that already exist, keeping their old text and
+    vector.) Everything is checked before the first write, so bad input never leaves a half-filled collection:
+    ids must be unique, non-empty strings and documents non-blank strings (:class:`jepa_rag.InvalidInputError`
+    names the first offender); metadatas, if given, one per document.
+
+    ``on_batch(done, batch_ids)`` runs after chromadb has acknowledged each batch (``done`` documents so far): from
+    then on the batch survives a crash of this process or a restart of the server, so it is the place to record
+    progress. A batch that fails on a broken connection (a server restarting) is retried up to ``retries`` times,
+    ``retry_wait`` seconds apart, doubling each time; other errors are raised at once. Returns the number of
+    documents written.
+    """
+    if isinstance(ids, (str, bytes)):
+        raise InvalidInputError("ids: expected a list of strings, got a single string; wrap it in a list")
+    ids = list(ids)
+    texts = validate_texts(documents, "documents")
+    if len(ids) != len(texts):
+        raise InvalidInputError(f"got {len(ids)} ids for {len(texts)} documents; give one id per document")
+    first: dict[str, int] = {}
+    for j, doc_id in enumerate(ids):
+        if not isinstance(doc_id, str) or not doc_id:
+            raise InvalidInputError(f"ids[{j}]: expected a non-empty string, got {doc_id!r:.40}")
+        i = first.setdefault(doc_id, j)
+        if i != j:
+            raise InvalidInputError(f"ids[{j}]: duplicate id {doc_id!r} (also ids[{i}]); each document needs its own id")
+    if metadatas is not None:
+        metadatas = list(metadatas)
+        if len(metadatas) != len(ids):
+            raise InvalidInputError(f"got {len(metadatas)} metadatas for {len(ids)} documents")
+        validate_metadatas(metadatas)
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    done = 0
+    for start in range(0, len(ids), batch_size):
+        batch = slice(start, start + batch_size)
+        kwargs: dict[str, Any] = {"ids": ids[batch], "documents": texts[batch]}
+        if metadatas is not None:
+            kwargs["metadatas"] = metadatas[batch]
+        wait = retry_wait
+        for attempt in range(retries + 1):
+            try:
+                collection.upsert(**kwargs)
+                break
+            except Exception as exc:
+                if attempt == retries or not _transient(exc):
+                    raise
+                warnings.warn(f"ingest: batch at {start} failed ({exc!r}); retrying in {wait:g} s", RuntimeWarning,
+                              stacklevel=2)
+                time.sleep(wait)
+                wait *= 2
+        done += len(kwargs["ids"])
+        if on_batch is not None:
+            on_batch(done, kwargs["ids"])
+    return done
