@@ -62,20 +62,6 @@ def minilm_encoder(minilm_dir):
 @pytest.fixture(scope="session")
 def predictor_checkpoint(tmp_path_factory, minilm_dir, minilm_fingerprint):
     """A MiniLM checkpoint whose queries take the predictor route (heads randomly perturbed so routes differ)."""
-    import torch
+    from .helpers import perturbed_checkpoint
 
-    from jepa_rag import Checkpoint, HeadConfig, ModelConfig, save_checkpoint
-    from jepa_rag.encoder import JEPAEncoder
-
-    d = minilm_fingerprint.dim
-    cfg = ModelConfig(base_model=str(minilm_dir), projection=HeadConfig(d, d, residual=True),
-                      predictor=HeadConfig(d, d, residual=True), query_route="predictor")
-    enc = JEPAEncoder(cfg, minilm_fingerprint, minilm_dir, use_cache=False)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for head in enc.heads():
-            for p in head.parameters():
-                p.add_(0.02 * torch.randn_like(p))
-    path = tmp_path_factory.mktemp("ckpt") / "predictor_ckpt"
-    save_checkpoint(Checkpoint(cfg, minilm_fingerprint, enc.head_state_dict()), path)
-    return path
+    return perturbed_checkpoint(tmp_path_factory.mktemp("ckpt") / "predictor_ckpt", minilm_dir, minilm_fingerprint, 0)

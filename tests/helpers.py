@@ -57,3 +57,24 @@ def write_pairs(path: Path, n: int = 40) -> Path:
             fh.write(json.dumps({"query_id": f"q{i}", "query": f"tell me about {word} #{i // len(topics)}",
                                  "positive": passage}) + "\n")
     return path
+
+
+def perturbed_checkpoint(path: Path, base_dir: Path, fingerprint, seed: int) -> Path:
+    """A predictor-route checkpoint on ``base_dir`` whose residual heads are nudged off the identity (so query and
+    document routes differ, and two seeds give two embedding spaces)."""
+    import torch
+
+    from jepa_rag import Checkpoint, HeadConfig, ModelConfig, save_checkpoint
+    from jepa_rag.encoder import JEPAEncoder
+
+    d = fingerprint.dim
+    cfg = ModelConfig(base_model=str(base_dir), projection=HeadConfig(d, d, residual=True),
+                      predictor=HeadConfig(d, d, residual=True), query_route="predictor")
+    enc = JEPAEncoder(cfg, fingerprint, base_dir, use_cache=False)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for head in enc.heads():
+            for p in head.parameters():
+                p.add_(0.02 * torch.randn(p.shape, generator=gen))
+    save_checkpoint(Checkpoint(cfg, fingerprint, enc.head_state_dict()), path)
+    return path

@@ -50,23 +50,10 @@ def pytest_pycollect_makeitem(collector, name, obj):
 @pytest.fixture(scope="session")
 def other_checkpoint(tmp_path_factory, minilm_dir, minilm_fingerprint):
     """Another MiniLM predictor-route checkpoint (different head weights): a different embedding space."""
-    import torch
+    from ..helpers import perturbed_checkpoint
 
-    from jepa_rag import Checkpoint, HeadConfig, ModelConfig, save_checkpoint
-    from jepa_rag.encoder import JEPAEncoder
-
-    d = minilm_fingerprint.dim
-    cfg = ModelConfig(base_model=str(minilm_dir), projection=HeadConfig(d, d, residual=True),
-                      predictor=HeadConfig(d, d, residual=True), query_route="predictor")
-    enc = JEPAEncoder(cfg, minilm_fingerprint, minilm_dir, use_cache=False)
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for head in enc.heads():
-            for p in head.parameters():
-                p.add_(0.02 * torch.randn_like(p))
-    path = tmp_path_factory.mktemp("ckpt_other") / "other_ckpt"
-    save_checkpoint(Checkpoint(cfg, minilm_fingerprint, enc.head_state_dict()), path)
-    return path
+    return perturbed_checkpoint(tmp_path_factory.mktemp("ckpt_other") / "other_ckpt", minilm_dir,
+                                minilm_fingerprint, 1)
 
 
 @pytest.fixture(scope="session")
