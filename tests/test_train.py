@@ -108,3 +108,16 @@ def test_cli_beir_train_split(tmp_path, minilm_dir):
         "--set", "data.dev_fraction=0.4", "--set", "data.mining_rank_start=0", "--set", "data.mining_rank_end=3"])
     assert code == 0
     assert load_checkpoint(tmp_path / "out" / "checkpoint").training["data_source"].endswith(":train")
+
+
+def test_inconsistent_train_state_starts_over(tmp_path, minilm_dir):
+    """A crash between writing the state's tensors and its JSON must not resume from a mismatched pair."""
+    pairs = write_pairs(tmp_path / "p.jsonl")
+    cfg = _cfg(tmp_path, minilm_dir, pairs, "optim.epochs=1")
+    train(cfg, show_progress_bar=False, log=lambda *_: None)
+    state = tmp_path / "run" / "train_state" / "state.safetensors"
+    data = state.read_bytes()
+    state.write_bytes(data[:-8] + bytes(b ^ 0xFF for b in data[-8:]))  # tensors no longer match the JSON's hash
+    logs = []
+    train(cfg, show_progress_bar=False, log=logs.append)
+    assert any("interrupted while saving" in m for m in logs), logs

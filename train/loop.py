@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from jepa_rag import losses
+from jepa_rag.base_model import sha256_file
 from jepa_rag.checkpoint import Checkpoint, save_checkpoint
 from jepa_rag.config import TrainConfig, to_dict
 from jepa_rag.data import (
@@ -95,9 +97,27 @@ def _save_state(path: Path, enc: JEPAEncoder, opt: torch.optim.Optimizer, meta: 
     path.mkdir(parents=True, exist_ok=True)
     tmp = path / "state.safetensors.tmp"
     save_file(tensors, str(tmp))
+    _fsync(tmp)
     tmp.replace(path / "state.safetensors")
+    # the JSON names the tensors' hash: a crash between the two renames leaves a pair that _state_ok rejects
+    meta = {**meta, "tensors_sha256": sha256_file(path / "state.safetensors")}
     (path / "state.json.tmp").write_text(json.dumps(meta, indent=2))
+    _fsync(path / "state.json.tmp")
     (path / "state.json.tmp").replace(path / "state.json")
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def _state_ok(path: Path) -> bool:
+    """True when ``path`` holds a complete, consistent resumable state."""
+    try:
+        meta = json.loads((path / "state.json").read_text())
+        return meta.get("tensors_sha256") == sha256_file(path / "state.safetensors")
+    except (OSError, ValueError):
+        return False
 
 
 def _load_state(path: Path, enc: JEPAEncoder, opt: torch.optim.Optimizer) -> dict:
@@ -170,7 +190,9 @@ def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = T
     best_dir = out_dir / "train_state" / "best"
     history: list[dict] = []
     start_epoch, step, best = 0, 0, {"epoch": 0, "score": -math.inf}
-    if resume and (state_dir / "state.json").is_file():
+    if resume and (state_dir / "state.json").is_file() and not (_state_ok(state_dir) and _state_ok(best_dir)):
+        log("train_state is incomplete (interrupted while saving): starting over")
+    elif resume and (state_dir / "state.json").is_file():
         meta = _load_state(state_dir, enc, opt)
         if meta.get("config") == to_dict(cfg):
             start_epoch, step, best, history = meta["epoch"], meta["step"], meta["best"], meta["history"]
