@@ -180,6 +180,13 @@ def _speed(res: Path) -> list[str]:
                 f"one-time cache fill ≈ {ex['cache_fill_s']:.0f} s (one encoding pass; free when precomputed vectors are "
                 "imported, and shared by every later run, seed and recipe). Per-batch losses of the two sides agree to "
                 f"{tr['loss_max_rel_diff']:.1e} (relative) from the same initialisation.", ""]
+        two = (_load(res / "pytest_benchmarks.json") or {}).get(
+            "benchmarks/test_training_speed.py::test_two_epochs_from_cached_embeddings")
+        if two:
+            out += [f"The real thing, for comparison: `python -m pytest benchmarks/test_training_speed.py` trains 2 epochs "
+                    f"on all {two['extra_info'].get('train_pairs', '?')} pairs from cached vectors (the full `train()`: hard-"
+                    f"negative mining, dev evaluation each epoch, checkpoints) in {two['seconds']:.1f} s ({two['outcome']}, "
+                    f"target < 60 s; {two['when']}).", ""]
 
     ch = _load(res / "speed_chroma.json")
     if ch:
