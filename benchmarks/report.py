@@ -335,6 +335,48 @@ def _indomain(res: Path) -> list[str]:
     return out + [""]
 
 
+def _chroma_agreement(res: Path) -> list[str]:
+    r = _load(res / "chroma_agreement.json")
+    if not r:
+        return []
+    e, c = r["exact"], r["chroma_hnsw"]
+    return ["## Chroma (HNSW) vs exact search", "",
+            "Command: `HF_HUB_OFFLINE=1 python -m pytest -q benchmarks/test_chroma_agreement.py -p no:cacheprovider`. "
+            f"SciFact test, checkpoint `{r.get('checkpoint')}`: top-100 from an embedded Chroma collection vs exact search.",
+            "", "| search | NDCG@10 | Recall@100 | MRR@10 |", "|---|---|---|---|",
+            f"| exact | {_f(e.get('ndcg@10'))} | {_f(e.get('recall@100'))} | {_f(e.get('mrr@10'))} |",
+            f"| Chroma HNSW | {_f(c.get('ndcg@10'))} | {_f(c.get('recall@100'))} | {_f(c.get('mrr@10'))} |", "",
+            f"NDCG@10 difference {r['ndcg@10_diff']:+.4f} (the benchmark fails beyond ±0.005).", ""]
+
+
+KNOWN = {"quality_scifact.json", "quality_nfcorpus.json", "speed_encode_overhead.json", "speed_training.json",
+         "speed_chroma.json", "speed_cpu_fast_path.json", "speed_cpu_fast_path_ndcg.json", "pytest_benchmarks.json",
+         "seed_reproduction.json", "recipes.json", "indomain.json", "chroma_agreement.json"}
+
+
+def _flatten(obj, prefix: str = "") -> list[tuple[str, object]]:
+    if isinstance(obj, dict):
+        return [kv for k, v in obj.items() for kv in _flatten(v, f"{prefix}{k}.")]
+    if isinstance(obj, (int, float, str, bool)) or obj is None:
+        return [(prefix.rstrip("."), obj)]
+    return []  # lists (per-query values, raw timings) are left to the file
+
+
+def _others(res: Path) -> list[str]:
+    out = []
+    for path in sorted(res.glob("*.json")):
+        if path.name in KNOWN:
+            continue
+        data = _load(path)
+        if data is None:
+            continue
+        items = _flatten(data)
+        out += [f"### `{path.name}`", "", f"Command: {data.get('command', 'see the benchmark that writes this file')}.", ""]
+        out += [f"- {k}: {_f(v) if isinstance(v, float) else v}" for k, v in items[:40]]
+        out += ([f"- … {len(items) - 40} more in the file"] if len(items) > 40 else []) + [""]
+    return (["## Other results files", ""] + out) if out else []
+
+
 # --------------------------------------------------------------------------------------------- plots
 def _plot_speed(res: Path) -> bool:
     enc, tr, fp, ch = (_load(res / f"speed_{n}.json") for n in ("encode_overhead", "training", "cpu_fast_path", "chroma"))
@@ -470,7 +512,7 @@ def write_report(res: Path = RESULTS) -> Path:
     ]
     if plots:
         lines += ["Plots: " + ", ".join(f"![{p}]({p})" for p in plots), ""]
-    for section in (_quality, _speed, _session, _seed, _recipes, _indomain):
+    for section in (_quality, _speed, _chroma_agreement, _session, _seed, _recipes, _indomain, _others):
         try:
             lines += section(res)
         except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
