@@ -218,7 +218,8 @@ def _speed(res: Path) -> list[str]:
         m = fp.get("machine", {})
         out += ["### CPU fast path for the frozen base", "",
                 f"{fp['n_texts']} texts ({fp['texts']}), batch {fp['batch_size']}, {fp['rounds']} interleaved rounds of all "
-                f"variants against fp32 PyTorch; onnxruntime {m.get('onnxruntime', '?')}, onnx {m.get('onnx', '?')}. "
+                f"variants against fp32 PyTorch; onnxruntime {m.get('onnxruntime', '?')}, onnx {m.get('onnx', '?')}"
+                + (f" (imported from `{fp['onnx_from']}`)" if fp.get("onnx_from") else "") + ". "
                 f"Measured on: {_machine_line(m)}.", "",
                 "| variant | median s | speed-up vs fp32 (median of rounds) | fastest rounds | min cosine to fp32 | mean cosine | same top-1 passage | SciFact NDCG@10 Δ |",
                 "|---|---|---|---|---|---|---|---|",
@@ -387,23 +388,31 @@ def _plot_speed(res: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.6), gridspec_kw={"width_ratios": [1.3, 1, 1]})
     ax = axes[0]
-    labels, vals = [], []
+    labels, vals, colors = [], [], []
     if enc:
-        labels.append("heads overhead\n(jepa / plain)")
+        labels.append("heads overhead: jepa-rag / plain ST")
         vals.append(enc["ratio_median"])
+        colors.append("#4C72B0")
     if fp:
         for name, v in fp["variants"].items():
             if not v.get("error"):
-                labels.append(name.replace(" ", "\n", 1) + "\n(speed-up vs fp32)")
+                close = v["cos_min"] >= fp.get("min_agreement", 0.99)
+                labels.append(f"{name}: speed-up vs fp32" + ("" if close else f" (min cos {v['cos_min']:.2f})"))
                 vals.append(v["speedup_median"])
+                colors.append("#55A868" if close else "#C44E52")
     if labels:
-        bars = ax.bar(labels, vals, color=["#4C72B0", "#55A868", "#C44E52", "#8172B2"][:len(vals)])
-        ax.axhline(1.0, color="k", lw=0.8, ls="--")
-        for b, v in zip(bars, vals):
-            ax.text(b.get_x() + b.get_width() / 2, v, f"{v:.2f}×", ha="center", va="bottom")
-        ax.set_title("Encoding: ratios in the same run")
+        y = list(range(len(labels)))
+        ax.barh(y, vals, color=colors)
+        ax.axvline(1.0, color="k", lw=0.8, ls="--")
+        for yi, v in zip(y, vals):
+            ax.text(v, yi, f" {v:.2f}×", va="center")
+        ax.set_yticks(y)
+        ax.set_yticklabels(labels, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlim(0, max(vals) * 1.2)
+        ax.set_title("Encoding: ratios measured in one run\n(red: vectors stray from fp32)", fontsize=10)
     ax = axes[1]
     if tr:
         ex = tr["extrapolation"]

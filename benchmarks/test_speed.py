@@ -456,7 +456,9 @@ def test_cpu_fast_path(benchmark, shared_data, mpnet, full_mode, tmp_path):
     data = {"texts": f"{FAST_TEXTS} MS MARCO queries + {FAST_TEXTS} passages", "n_texts": len(texts),
             "batch_size": 32, "rounds": FAST_ROUNDS, "fp32_s": times["fp32"],
             "fp32_s_median": statistics.median(times["fp32"]), "variants": out, "onnx_note": ONNX_NOTE,
-            "min_agreement": MIN_AGREEMENT, "ndcg_max_change": NDCG_MAX_CHANGE}
+            "min_agreement": MIN_AGREEMENT, "ndcg_max_change": NDCG_MAX_CHANGE,
+            "onnx_from": str(Path(importlib.util.find_spec("onnx").origin).parent.parent)
+            if importlib.util.find_spec("onnx") else None}
     save_result("speed_cpu_fast_path", data, CMD + " -k cpu_fast_path")
     for name, v in out.items():
         if not v.get("error"):
