@@ -13,10 +13,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -81,12 +78,6 @@ def vanilla(mpnet, encoder_cache_dir):
 
 
 # ------------------------------------------------------------------------------------------- a real Chroma server
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def chroma_server(tmp_path_factory):
     """A real ``chroma run`` server on 127.0.0.1 and a free port; yields ``(host, port)``, always terminated.
@@ -94,38 +85,20 @@ def chroma_server(tmp_path_factory):
     Skips (with the reason) when chromadb or its server CLI is not installed; fails if the server does not come up.
     """
     pytest.importorskip("chromadb", reason="chromadb not installed: pip install 'jepa-rag[chroma]'")
-    import httpx
+    from tests.chroma_server import ChromaServer
 
     exe = Path(sys.executable).with_name("chroma")
     if not exe.is_file():
         pytest.skip(f"the Chroma server CLI is missing ({exe}): pip install 'jepa-rag[chroma]'")
     root = tmp_path_factory.mktemp("chroma_server")
-    log_path = root / "server.log"
-    host, port = "127.0.0.1", _free_port()
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([str(exe), "run", "--path", str(root / "data"), "--host", host, "--port", str(port)],
-                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"chroma server exited with {proc.returncode}:\n{log_path.read_text(errors='replace')[-3000:]}")
-            try:
-                if httpx.get(f"http://{host}:{port}/api/v2/heartbeat", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"chroma server not ready after 60 s:\n{log_path.read_text(errors='replace')[-3000:]}")
-            time.sleep(0.2)
-        yield host, port
+        server = ChromaServer(root / "data", log=root / "server.log").start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield server.host, server.port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        server.stop()
 
 
 # ------------------------------------------------------------------------------------------- recording + report
