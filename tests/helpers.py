@@ -78,3 +78,44 @@ def perturbed_checkpoint(path: Path, base_dir: Path, fingerprint, seed: int) -> 
                 p.add_(0.02 * torch.randn(p.shape, generator=gen))
     save_checkpoint(Checkpoint(cfg, fingerprint, enc.head_state_dict()), path)
     return path
+
+
+def slow_encoder_calls(monkeypatch, encoder, delay: float = 0.3) -> list[int]:
+    """Slow ``encoder``'s two encode methods down by ``delay`` s each and return the list of thread ids that ran
+    them, so a test can show an async adapter does its work off the event loop's thread."""
+    import threading
+    import time
+
+    threads: list[int] = []
+    for name in ("encode_queries", "encode_documents"):
+        original = getattr(encoder, name)
+
+        def slow(texts, _original=original, **kw):
+            threads.append(threading.get_ident())
+            time.sleep(delay)
+            return _original(texts, **kw)
+
+        monkeypatch.setattr(encoder, name, slow)
+    return threads
+
+
+async def with_ticker(coro):
+    """Await ``coro`` while a task ticks every 10 ms; return (result, ticks, seconds). A blocked loop ticks ~0 times."""
+    import asyncio
+    import time
+
+    ticks = 0
+
+    async def ticker():
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    task = asyncio.create_task(ticker())
+    start = time.perf_counter()
+    try:
+        result = await coro
+    finally:
+        task.cancel()
+    return result, ticks, time.perf_counter() - start

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
 import numpy as np
 import pytest
+
+from ..helpers import slow_encoder_calls, with_ticker
 
 COLLECTION = "lc_docs"
 
@@ -69,33 +70,12 @@ def test_reopening_with_another_checkpoint_is_refused(tmp_path, embeddings, pass
 
 
 def test_async_methods_run_off_the_event_loop(monkeypatch, embeddings):
-    threads = []
-    for name in ("encode_queries", "encode_documents"):
-        original = getattr(embeddings.encoder, name)
-
-        def slow(texts, _original=original, **kw):
-            threads.append(threading.get_ident())
-            time.sleep(0.3)
-            return _original(texts, **kw)
-
-        monkeypatch.setattr(embeddings.encoder, name, slow)
+    threads = slow_encoder_calls(monkeypatch, embeddings.encoder)
 
     async def main():
-        ticks = 0
+        return await embeddings.aembed_query("a question"), await embeddings.aembed_documents(["one passage", "another"])
 
-        async def ticker():
-            nonlocal ticks
-            while True:
-                await asyncio.sleep(0.01)
-                ticks += 1
-
-        task = asyncio.create_task(ticker())
-        q = await embeddings.aembed_query("a question")
-        d = await embeddings.aembed_documents(["one passage", "another"])
-        task.cancel()
-        return q, d, ticks
-
-    q, d, ticks = asyncio.run(main())
+    (q, d), ticks, _ = asyncio.run(with_ticker(main()))
     assert len(q) == embeddings.encoder.dim and len(d) == 2
     assert ticks >= 15
     assert threading.get_ident() not in threads

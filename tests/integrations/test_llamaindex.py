@@ -8,10 +8,11 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 
 import numpy as np
 import pytest
+
+from ..helpers import slow_encoder_calls, with_ticker
 
 COLLECTION = "li_docs"
 
@@ -104,34 +105,13 @@ def test_text_batches_are_one_encoder_call(monkeypatch, embed):
 
 def test_async_embedding_runs_off_the_event_loop(monkeypatch, embed):
     """While the encoder works (slowed down here), the event loop keeps running other tasks."""
-    threads = []
-    for name in ("encode_queries", "encode_documents"):
-        original = getattr(embed.encoder, name)
-
-        def slow(texts, _original=original, **kw):
-            threads.append(threading.get_ident())
-            time.sleep(0.3)
-            return _original(texts, **kw)
-
-        monkeypatch.setattr(embed.encoder, name, slow)
+    threads = slow_encoder_calls(monkeypatch, embed.encoder)
 
     async def main():
-        ticks = 0
+        return (await embed.aget_query_embedding("a question"), await embed.aget_text_embedding("a passage"),
+                await embed.aget_text_embedding_batch(["one passage", "another passage"]))
 
-        async def ticker():
-            nonlocal ticks
-            while True:
-                await asyncio.sleep(0.01)
-                ticks += 1
-
-        task = asyncio.create_task(ticker())
-        q = await embed.aget_query_embedding("a question")
-        t = await embed.aget_text_embedding("a passage")
-        b = await embed.aget_text_embedding_batch(["one passage", "another passage"])
-        task.cancel()
-        return q, t, b, ticks
-
-    q, t, b, ticks = asyncio.run(main())
+    (q, t, b), ticks, _ = asyncio.run(with_ticker(main()))
     assert len(q) == len(t) == embed.encoder.dim and len(b) == 2
     assert ticks >= 20  # ~0.9 s of encoder time; a blocked loop would tick ~0 times
     assert threading.get_ident() not in threads

@@ -17,6 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+from ..helpers import with_ticker
+
 THREADS = 8
 
 PASSAGES = {
@@ -167,24 +169,6 @@ def _slowed(monkeypatch, encoder, delay: float) -> dict:
     return state
 
 
-async def _with_ticker(coro):
-    ticks = 0
-
-    async def ticker():
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.01)
-            ticks += 1
-
-    task = asyncio.create_task(ticker())
-    start = time.perf_counter()
-    try:
-        result = await coro
-    finally:
-        task.cancel()
-    return result, ticks, time.perf_counter() - start
-
-
 @pytest.mark.parametrize("adapter", ["llamaindex", "langchain"])
 def test_concurrent_async_calls_overlap_and_never_block_the_loop(monkeypatch, predictor_checkpoint, minilm_dir,
                                                                   reference, adapter):
@@ -210,7 +194,7 @@ def test_concurrent_async_calls_overlap_and_never_block_the_loop(monkeypatch, pr
     async def main():
         return await asyncio.gather(*(aquery(q) for q in questions), *(adocs(b) for b in batches))
 
-    results, ticks, elapsed = asyncio.run(_with_ticker(main()))
+    results, ticks, elapsed = asyncio.run(with_ticker(main()))
     calls = len(questions) + len(batches)
     assert state["peak"] >= 2 and len(state["threads"]) >= 2  # side by side in worker threads
     assert elapsed < calls * delay * 0.75, elapsed  # serial would take at least calls * delay
