@@ -57,7 +57,7 @@ def run(seeds: list[int], out_dir: Path, runs_dir: Path, variants: list[str], lo
             enc = JEPAEncoder.from_pretrained(res.checkpoint)
             for ds in DATASETS:
                 seed_eval = evaluate_beir(enc, ds)  # the checkpoint's own scoring: the seed protocol
-                std_eval = evaluate_beir(enc, ds, scoring="cosine", normalize=True)
+                std_eval = evaluate_beir(enc, ds, scoring="cosine")
                 per_ds[ds]["seed"].append(seed_eval["metrics"]["ndcg@10"])
                 per_ds[ds]["standard"].append(std_eval["metrics"]["ndcg@10"])
                 per_ds[ds]["pq_standard"].append(std_eval["per_query"]["ndcg@10"])

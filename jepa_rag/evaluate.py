@@ -29,12 +29,11 @@ def evaluate_beir(
     split: str = "test",
     embeddings: str | None = "auto",
     scoring: str | None = None,
-    normalize: bool | None = None,
     top_k: int = 1000,
     show_progress_bar: bool | None = None,
 ) -> dict:
-    """Retrieve with ``encoder`` on a BEIR folder and score the run. ``scoring``/``normalize`` override the
-    checkpoint's (e.g. to evaluate a seed-protocol checkpoint under the standard protocol)."""
+    """Retrieve with ``encoder`` on a BEIR folder and score the run. ``scoring`` overrides the checkpoint's (e.g.
+    ``"cosine"`` evaluates a seed-protocol checkpoint under the standard protocol; cosine scoring L2-normalises)."""
     folder = beir_folder(str(data))
     ds = load_beir(folder, split)
     imported = import_beir_embeddings(encoder, folder, embeddings)
@@ -42,11 +41,6 @@ def evaluate_beir(
     qids = list(ds.queries)
     d = encoder.apply_heads(encoder.embed_base(doc_texts, show_progress_bar=show_progress_bar), "document")
     q = encoder.apply_heads(encoder.embed_base([ds.queries[i] for i in qids], show_progress_bar=show_progress_bar), "query")
-    if normalize:
-        import numpy as np
-
-        q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
-        d = d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
     scoring = scoring or encoder.scoring
     run = exact_search(q, qids, d, doc_ids, scoring=scoring, top_k=top_k)
     result = evaluate_run(ds.qrels, run, ignore_identical_ids=True)
@@ -56,7 +50,7 @@ def evaluate_beir(
         "checkpoint": str(encoder.checkpoint_path) if encoder.checkpoint_path else "none",
         "base_fingerprint": encoder.fingerprint.to_dict(),
         "scoring": scoring,
-        "normalized": bool(normalize or encoder.normalize),
+        "normalized": scoring == "cosine" or encoder.normalize,
         "query_route": encoder.query_route,
         "embeddings_imported": imported,
     })
@@ -85,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.time()
         enc = JEPAEncoder.from_pretrained(args.checkpoint, base_model=args.base_model, device=args.device)
         res = evaluate_beir(enc, args.data, split=args.split, embeddings=args.embeddings, scoring=args.scoring,
-                            normalize=True if args.scoring == "cosine" else None, top_k=args.top_k)
+                            top_k=args.top_k)
         res["seconds"] = round(time.time() - start, 2)
         out.write_text(json.dumps(res, indent=2))
     except (JEPARagError, OSError) as exc:
