@@ -34,6 +34,7 @@ def command(ds: str, seed: int) -> str:
 
 
 def run(datasets: list[str], seeds: list[int], runs: Path, log=print) -> dict:
+    """Train on each set's train judgments once per seed; evaluate the test split once per seed."""
     t0 = time.time()
     vanilla = JEPAEncoder.from_pretrained("none")
     out: dict = {"seeds": seeds, "datasets": {}}

@@ -43,7 +43,9 @@ def _ms(values: list[float]) -> str:
     return f"{a.mean():.4f} ± {a.std(ddof=1) if len(a) > 1 else 0.0:.4f}"
 
 
-def run(seeds: list[int], out_dir: Path, runs_dir: Path, variants: list[str], log=print) -> dict:
+def run(seeds: list[int], out_dir: Path, runs_dir: Path, variants: list[str], log=print,
+        stem: str = "seed_reproduction", command: str | None = None) -> dict:
+    """Train every variant once per seed, evaluate both protocols, write ``<stem>.md`` + ``<stem>.json``."""
     t0 = time.time()
     vanilla = JEPAEncoder.from_pretrained("none")
     base = {ds: evaluate_beir(vanilla, ds) for ds in DATASETS}
@@ -83,15 +85,20 @@ def run(seeds: list[int], out_dir: Path, runs_dir: Path, variants: list[str], lo
     results["seconds"] = round(time.time() - t0, 1)
     results["machine"] = {"python": platform.python_version(), "platform": platform.platform(),
                           "cpus": __import__("os").cpu_count()}
-    write_report(results, out_dir)
+    results["command"] = command or default_command(seeds)
+    write_report(results, out_dir, stem)
     return results
 
 
-def write_report(results: dict, out_dir: Path) -> None:
+def default_command(seeds: list[int]) -> str:
+    return "python -m benchmarks.seed_reproduction" + ("" if seeds == [0, 1, 2] else " --seeds " + " ".join(map(str, seeds)))
+
+
+def write_report(results: dict, out_dir: Path, stem: str = "seed_reproduction") -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "seed_reproduction.json").write_text(json.dumps(results, indent=2))
+    (out_dir / f"{stem}.json").write_text(json.dumps(results, indent=2))
     seeds = results["seeds"]
-    cmd = "python -m benchmarks.seed_reproduction" + ("" if seeds == [0, 1, 2] else " --seeds " + " ".join(map(str, seeds)))
+    cmd = results.get("command") or default_command(seeds)
     v = results["vanilla"]
     lines = [
         "# Seed reproduction: the research note's table, re-run",
@@ -150,7 +157,7 @@ def write_report(results: dict, out_dir: Path) -> None:
         "  (chosen on the test sets) is not reproducible evidence that the predictor or isotropy helps.",
         "",
     ]
-    (out_dir / "seed_reproduction.md").write_text("\n".join(lines))
+    (out_dir / f"{stem}.md").write_text("\n".join(lines))
 
 
 def main() -> None:

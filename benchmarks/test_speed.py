@@ -91,7 +91,7 @@ def test_encode_overhead_of_heads(benchmark, shared_data, mpnet):
 
 
 # ============================================================================================ b. training
-TRAIN_PAIRS = 64
+TRAIN_PAIRS = 32
 TRAIN_BATCH = 16
 TRAIN_ROUNDS = 3
 CACHED_REPEATS = 20
@@ -195,7 +195,7 @@ def test_training_reencode_vs_cached(benchmark, shared_data, mpnet):
 
 # ============================================================================================ c. Chroma
 WARM_DOCS = 1000
-COLD_DOCS = 32
+COLD_DOCS = 16
 ADD_BATCH = 250
 CHROMA_ROUNDS = 2
 N_QUERIES = 50
@@ -319,8 +319,8 @@ def test_chroma_ingest_and_query(benchmark, shared_data, mpnet, chroma_server, t
 
 
 # ============================================================================================ d. CPU fast path
-FAST_TEXTS = 32  # queries, and as many passages
-FAST_ROUNDS = 4
+FAST_TEXTS = 16  # queries, and as many passages
+FAST_ROUNDS = 3
 NDCG_MAX_CHANGE = 0.002
 MIN_AGREEMENT = 0.99  # a variant whose vectors stray further from fp32's is not worth an NDCG run
 ONNX_NOTE = (

@@ -99,6 +99,9 @@ class DataConfig:
     path: str | None = None
     split: str = "train"
     dev_fraction: float = 0.1
+    # source=beir only: take the dev set from this split's judgments (e.g. NFCorpus' ``dev``) instead of carving
+    # dev_fraction of the training queries out; all of ``split`` is then trained on
+    dev_split: str | None = None
     max_pairs: int | None = None
     # hard negatives mined with the frozen base: one drawn per pair from ranks [start, end) excluding positives
     negatives_per_pair: int = 1
@@ -170,6 +173,11 @@ class TrainConfig:
             raise ConfigError("query_route='predictor' with lambda_predictive=0 would route queries through an untrained head")
         if self.loss.lambda_predictive > 0 and self.model.predictor is None:
             raise ConfigError("lambda_predictive > 0 needs a predictor head, but model.predictor is null")
+        if self.data.dev_split is not None and self.data.source != "beir":
+            raise ConfigError(f"data.dev_split needs data.source='beir', got {self.data.source!r}")
+        if self.data.dev_split is not None and self.data.dev_split == self.data.split:
+            raise ConfigError(f"data.dev_split must differ from data.split ({self.data.split!r}): selecting on the "
+                              "training judgments is not a dev split")
         if self.data.mining_rank_end <= self.data.mining_rank_start:
             raise ConfigError("data.mining_rank_end must be greater than data.mining_rank_start")
 

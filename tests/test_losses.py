@@ -57,6 +57,26 @@ def test_info_nce_masks_duplicate_positive_and_hard_negative():
     assert m2.item() == pytest.approx(0.0, abs=1e-6)
 
 
+def test_info_nce_masks_other_known_positives_of_a_query():
+    """One query with two relevant documents in a batch: neither positive may serve as the other's negative."""
+    q = torch.tensor([[1.0, 0.0], [1.0, 0.0]])        # the same query twice
+    pos = torch.tensor([[1.0, 0.0], [0.0, 1.0]])      # two different relevant documents
+    neg = torch.tensor([[-1.0, 0.0], [-1.0, 0.0]])
+    t = 1.0
+    known = torch.tensor([[False, True, False, False], [True, False, False, False]])
+    masked = losses.info_nce_loss(q, pos, neg, temperature=t, known_positive=known)
+    # row 0: own positive cos 1, two negatives cos -1 ; row 1: own positive cos 0, two negatives cos -1
+    row0 = -math.log(math.e / (math.e + 2 * math.exp(-1)))
+    row1 = -math.log(1 / (1 + 2 * math.exp(-1)))
+    assert masked.item() == pytest.approx((row0 + row1) / 2, rel=1e-5)
+    assert losses.info_nce_loss(q, pos, neg, temperature=t).item() > masked.item()
+    # the diagonal is never masked, whatever the mask says
+    diag = torch.tensor([[True, True, False, False], [True, True, False, False]])
+    assert losses.info_nce_loss(q, pos, neg, temperature=t, known_positive=diag).item() == pytest.approx(masked.item())
+    with pytest.raises(ValueError, match="known_positive has shape"):
+        losses.info_nce_loss(q, pos, neg, known_positive=known[:, :2])
+
+
 def test_info_nce_gradients_flow():
     torch.manual_seed(0)
     q, p, n = torch.randn(4, 8), torch.randn(4, 8), torch.randn(4, 2, 8)

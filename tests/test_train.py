@@ -110,6 +110,30 @@ def test_cli_beir_train_split(tmp_path, minilm_dir):
     assert load_checkpoint(tmp_path / "out" / "checkpoint").training["data_source"].endswith(":train")
 
 
+def test_beir_dev_split_selects_on_the_sets_own_dev_judgments(tmp_path, minilm_dir):
+    """``data.dev_split=dev``: train on every train judgment, select the epoch on qrels/dev.tsv."""
+    folder = write_beir(tmp_path / "toy", split="train")
+    dev_rows = "query-id\tcorpus-id\tscore\nq4\t13\t2\nq5\t11\t1\n"
+    (folder / "qrels" / "dev.tsv").write_text(dev_rows)
+    code = train_main([
+        "--beir", str(folder), "--split", "train", "--output", str(tmp_path / "out"), "--no-progress",
+        "--set", f"model.base_model={minilm_dir}", "--set", "model.projection={in_dim: 384, out_dim: 384, residual: true}",
+        "--set", "model.predictor=null", "--set", "optim.batch_size=2", "--set", "optim.epochs=2",
+        "--set", "data.dev_split=dev", "--set", "data.mining_rank_start=0", "--set", "data.mining_rank_end=3"])
+    assert code == 0
+    t = load_checkpoint(tmp_path / "out" / "checkpoint").training
+    assert t["dev_split"] == "dev"
+    assert t["num_train_pairs"] == 5 and t["num_dev_pairs"] == 2  # nothing carved out of train
+
+
+def test_dev_split_must_not_be_the_training_split(tmp_path, minilm_dir, capsys):
+    folder = write_beir(tmp_path / "toy", split="train")
+    code = train_main(["--beir", str(folder), "--split", "train", "--set", "data.dev_split=train",
+                       "--set", f"model.base_model={minilm_dir}"])
+    assert code == 2
+    assert "data.dev_split must differ from data.split" in capsys.readouterr().err
+
+
 def test_inconsistent_train_state_starts_over(tmp_path, minilm_dir):
     """A crash between writing the state's tensors and its JSON must not resume from a mismatched pair."""
     pairs = write_pairs(tmp_path / "p.jsonl")

@@ -28,6 +28,7 @@ from jepa_rag.data import (
     Pairs,
     beir_folder,
     dev_split,
+    load_beir,
     load_msmarco_pairs,
     load_pairs_jsonl,
     pairs_from_beir,
@@ -155,24 +156,39 @@ def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = T
             import_beir_embeddings(base, beir_folder(p.strip()), embeddings)
     if cfg.data.max_pairs:
         pairs = pairs.subset(range(min(cfg.data.max_pairs, len(pairs))))
-    train_pairs, dev_pairs = dev_split(pairs, cfg.data.dev_fraction)
+    if cfg.data.dev_split:  # the data set's own dev judgments (graded), e.g. NFCorpus' qrels/dev.tsv
+        dev_ds = load_beir(beir_folder(cfg.data.path), cfg.data.dev_split)
+        train_pairs = pairs
+        dev_qrels = {q: {d: g for d, g in rel.items() if g > 0 and d in pairs.pool} for q, rel in dev_ds.qrels.items()}
+        dev_qrels = {q: rel for q, rel in dev_qrels.items() if rel}
+        dev_text = {q: dev_ds.queries[q] for q in dev_qrels}
+        n_dev = sum(len(r) for r in dev_qrels.values())
+    else:
+        train_pairs, dev_pairs = dev_split(pairs, cfg.data.dev_fraction)
+        dev_text = dict(zip(dev_pairs.query_ids, dev_pairs.queries))
+        dev_qrels = {}
+        for q, d in zip(dev_pairs.query_ids, dev_pairs.doc_ids):
+            dev_qrels.setdefault(q, {})[d] = 1
+        n_dev = len(dev_pairs)
     pool_ids = list(pairs.pool)
     pool_index = {d: i for i, d in enumerate(pool_ids)}
-    log(f"data: {pairs.source}: {len(train_pairs)} train / {len(dev_pairs)} dev pairs, {len(pool_ids)} documents")
+    log(f"data: {pairs.source}: {len(train_pairs)} train / {n_dev} dev pairs"
+        f"{f' (dev = split {cfg.data.dev_split!r})' if cfg.data.dev_split else ''}, {len(pool_ids)} documents")
     x_pool = base.embed_base([pairs.pool[d] for d in pool_ids], show_progress_bar=show_progress_bar)
     x_q_train = base.embed_base(train_pairs.queries, show_progress_bar=show_progress_bar)
-    dev_qids = list(dict.fromkeys(dev_pairs.query_ids))
-    dev_text = dict(zip(dev_pairs.query_ids, dev_pairs.queries))
+    dev_qids = list(dev_text)
     x_q_dev = base.embed_base([dev_text[q] for q in dev_qids], show_progress_bar=show_progress_bar)
-    dev_qrels: dict[str, dict[str, int]] = {}
-    for q, d in zip(dev_pairs.query_ids, dev_pairs.doc_ids):
-        dev_qrels.setdefault(q, {})[d] = 1
 
     # ---- hard negatives from the frozen base (never the query's own positives)
     positives_of: dict[str, set[int]] = {}
     for q, d in zip(pairs.query_ids, pairs.doc_ids):
         positives_of.setdefault(q, set()).add(pool_index[d])
     pos_idx = np.array([pool_index[d] for d in train_pairs.doc_ids])
+    # every judged (query, document) pair as one sorted int64 key: lets a batch mask the other positives of its
+    # queries (a query with many relevant documents must not be pushed away from them)
+    qnum = {q: i for i, q in enumerate(dict.fromkeys(train_pairs.query_ids))}
+    row_q = np.array([qnum[q] for q in train_pairs.query_ids], dtype=np.int64)
+    judged = np.unique(np.array([qnum[q] * len(pool_ids) + j for q in qnum for j in positives_of[q]], dtype=np.int64))
     neg_idx = mine_hard_negatives(
         x_q_train, x_pool, [positives_of[q] for q in train_pairs.query_ids],
         rank_start=cfg.data.mining_rank_start, rank_end=cfg.data.mining_rank_end,
@@ -234,9 +250,12 @@ def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = T
                 if L.contrastive == "triplet":
                     terms["contrastive"] = losses.triplet_loss(q_ret, z_p, z_n, margin=L.margin)
                 else:
+                    cands = np.concatenate([pos_idx[idx], neg_idx[idx].reshape(-1)])
+                    known = np.isin(row_q[idx][:, None] * len(pool_ids) + cands[None, :], judged)
                     terms["contrastive"] = losses.info_nce_loss(
                         q_ret, z_p, z_n, temperature=L.temperature,
-                        pos_ids=torch.as_tensor(pos_idx[idx]), neg_ids=torch.as_tensor(neg_idx[idx]))
+                        pos_ids=torch.as_tensor(pos_idx[idx]), neg_ids=torch.as_tensor(neg_idx[idx]),
+                        known_positive=torch.as_tensor(known))
             if L.lambda_isotropy and L.isotropy != "none":
                 z_all = torch.cat([z_q, z_p])
                 if L.isotropy == "covariance":
@@ -283,7 +302,8 @@ def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = T
     ckpt = Checkpoint(
         config=cfg.model, fingerprint=base.fingerprint, state_dict=enc.head_state_dict(),
         training={"config": to_dict(cfg), "data_source": pairs.source, "data_sha256": pairs.content_hash(),
-                  "num_train_pairs": len(train_pairs), "num_dev_pairs": len(dev_pairs), "seed": cfg.seed,
+                  "num_train_pairs": len(train_pairs), "num_dev_pairs": n_dev, "seed": cfg.seed,
+                  "dev_split": cfg.data.dev_split or f"{cfg.data.dev_fraction:.0%} of the training queries",
                   "selected_epoch": best["epoch"], "selection": f"{cfg.select} on dev {cfg.dev_metric}",
                   "history": history},
         metrics={"dev_at_init": dev_at_init, "dev": history[best["epoch"] - 1]["dev"] if history else {}},

@@ -12,6 +12,7 @@ def info_nce_loss(
     temperature: float = 0.05,
     pos_ids: torch.Tensor | None = None,
     neg_ids: torch.Tensor | None = None,
+    known_positive: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """InfoNCE (multiple-negatives ranking loss) on cosine similarities.
 
@@ -29,6 +30,10 @@ def info_nce_loss(
         temperature: τ.
         pos_ids: ``(B,)`` integer id of each positive document, for masking duplicates.
         neg_ids: ``(B, K)`` or ``(B,)`` integer ids of the hard negatives, for masking.
+        known_positive: ``(B, C)`` bool over the candidates (the B positives, then the hard negatives in order):
+            True where candidate c is *another* judged positive of query i (a query with several relevant
+            documents in one batch, or another row's hard negative that query i's judgments call relevant).
+            Masked like duplicates; the diagonal is always kept.
     """
     q = F.normalize(q, dim=-1)
     cands = [F.normalize(pos, dim=-1)]
@@ -44,9 +49,15 @@ def info_nce_loss(
     logits = q @ c.T / temperature
     batch = q.shape[0]
     target = torch.arange(batch, device=q.device)
+    masked = torch.zeros_like(logits, dtype=torch.bool)
     if cand_ids is not None:
         ids = torch.cat(cand_ids)
-        same_doc = pos_ids.unsqueeze(1) == ids.unsqueeze(0)
-        same_doc[target, target] = False  # keep each query's own positive
-        logits = logits.masked_fill(same_doc, float("-inf"))
+        masked |= pos_ids.unsqueeze(1) == ids.unsqueeze(0)
+    if known_positive is not None:
+        if known_positive.shape != logits.shape:
+            raise ValueError(f"known_positive has shape {tuple(known_positive.shape)}, expected {tuple(logits.shape)}")
+        masked |= known_positive.to(torch.bool)
+    masked[target, target] = False  # keep each query's own positive
+    if masked.any():
+        logits = logits.masked_fill(masked, float("-inf"))
     return F.cross_entropy(logits, target)
