@@ -2,8 +2,8 @@
 
 Why a shared encoder cache: Chroma rebuilds an embedding function from its stored config every time it reads a
 collection's configuration, and LangChain/LlamaIndex users often build several wrappers around the same
-checkpoint. Loading the base model once per (checkpoint, base model, device) keeps that cheap and keeps one copy
-of the weights in memory. The key includes the checkpoint files' size and mtime, so a checkpoint retrained in
+checkpoint. Loading the base model once per (checkpoint, base model, device, precision) keeps that cheap and keeps
+one copy of the weights in memory per arithmetic. The key includes the checkpoint files' size and mtime, so a checkpoint retrained in
 place is reloaded rather than served stale.
 
 Why identity is by content: two collections built with copies of the same checkpoint share one embedding space;
@@ -83,18 +83,32 @@ def _stamp(checkpoint: str) -> tuple:
     return tuple(out)
 
 
+def check_precision(precision: str) -> str:
+    """``precision`` if it is one of :data:`jepa_rag.encoder.PRECISIONS`, else jepa-rag's :class:`ConfigError`."""
+    from jepa_rag.encoder import PRECISIONS
+    from jepa_rag.errors import ConfigError
+
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+    return precision
+
+
 def load_encoder(checkpoint: str | os.PathLike | None = DEFAULT, base_model: str | os.PathLike | None = None,
-                 device: str | None = None) -> "JEPAEncoder":
-    """One :class:`JEPAEncoder` per (checkpoint, base model, device, checkpoint file stamp), shared by all adapters."""
+                 device: str | None = None, precision: str = "fp32") -> "JEPAEncoder":
+    """One :class:`JEPAEncoder` per (checkpoint, base model, device, precision, file stamp), shared by all adapters.
+
+    ``precision`` is the frozen base's arithmetic, ``"fp32"`` or ``"bf16"`` (see ``JEPAEncoder.from_pretrained``).
+    """
     from jepa_rag.encoder import JEPAEncoder
 
+    check_precision(precision)  # before any loading, so a typo fails fast
     ckpt = normalize_checkpoint(checkpoint)
     base = normalize_base_model(base_model)
-    key = (ckpt, base, device, _stamp(ckpt))
+    key = (ckpt, base, device, precision, _stamp(ckpt))
     with _LOCK:
         encoder = _ENCODERS.get(key)
         if encoder is None:
-            encoder = JEPAEncoder.from_pretrained(ckpt, base_model=base, device=device)
+            encoder = JEPAEncoder.from_pretrained(ckpt, base_model=base, device=device, precision=precision)
             _ENCODERS[key] = encoder
     return encoder
 
@@ -119,6 +133,7 @@ def identity(encoder: "JEPAEncoder") -> dict[str, Any]:
     }
 
 
+# precision is deliberately absent: bf16 and fp32 vectors of one checkpoint share a space (cosine >= 0.9997)
 SPACE_KEYS = ("weights_sha256", "base_weights_sha256")
 NAME_KEYS_REQUIRED = ("checkpoint", *SPACE_KEYS)
 

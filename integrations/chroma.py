@@ -2,8 +2,10 @@
 
 Why registered: chromadb stores each collection's embedding function as ``{"name", "config"}`` and rebuilds it
 with ``build_from_config`` when the collection is reopened without one, in a new process or from a Chroma server.
-Our config records the checkpoint (``"default"``, ``"none"`` or a folder), the base model override, the device and
-the sha256 of the heads' and base model's weights; rebuilding refuses a checkpoint whose weights no longer match.
+Our config records the checkpoint (``"default"``, ``"none"`` or a folder), the base model override, the device, the
+precision (only when not ``"fp32"``) and the sha256 of the heads' and base model's weights; rebuilding refuses a
+checkpoint whose weights no longer match. Precision is not part of the embedding space: bf16 and fp32 vectors of one
+checkpoint agree to cosine >= 0.9997, so either can query a collection built with the other.
 
 Why :func:`get_or_create_collection`: chromadb only compares embedding-function *names* when a collection is
 reopened, so ``client.get_collection(name, embedding_function=JEPAEmbeddingFunction(other_checkpoint))`` would
@@ -38,6 +40,7 @@ from ._common import (
     DEFAULT,
     NAME_KEYS_REQUIRED,
     EmbeddingSpaceConflictError,
+    check_precision,
     describe,
     identity,
     load_encoder,
@@ -65,15 +68,16 @@ class JEPAEmbeddingFunction(EmbeddingFunction[Documents]):
 
     ``JEPAEmbeddingFunction()`` loads the checkpoint shipped with jepa-rag; ``checkpoint=`` takes a checkpoint
     folder or ``"none"`` (the plain base model), ``base_model=`` a local model folder or Hub id, ``device=`` a
-    torch device.
+    torch device, ``precision=`` the frozen base's arithmetic (``"fp32"``, or ``"bf16"``: ~1.7× faster on CPU).
     """
 
     def __init__(self, checkpoint: str | os.PathLike | None = DEFAULT, base_model: str | os.PathLike | None = None,
-                 device: str | None = None):
+                 device: str | None = None, precision: str = "fp32"):
         self.checkpoint = normalize_checkpoint(checkpoint)
         self.base_model = normalize_base_model(base_model)
         self.device = device
-        self._encoder = load_encoder(self.checkpoint, self.base_model, device)
+        self.precision = check_precision(precision)
+        self._encoder = load_encoder(self.checkpoint, self.base_model, device, precision)
         self._identity = identity(self._encoder)
 
     @property
@@ -117,6 +121,8 @@ class JEPAEmbeddingFunction(EmbeddingFunction[Documents]):
             config["base_model"] = self.base_model
         if self.device is not None:
             config["device"] = self.device
+        if self.precision != "fp32":  # absent means fp32, so configs stored before this option are unchanged
+            config["precision"] = self.precision
         return config
 
     @staticmethod
@@ -137,7 +143,8 @@ class JEPAEmbeddingFunction(EmbeddingFunction[Documents]):
                 warnings.warn(f"collection was built on device {device!r}, which is not available here; using the CPU",
                               RuntimeWarning, stacklevel=2)
                 device = None
-        ef = JEPAEmbeddingFunction(config["checkpoint"], config.get("base_model"), device)
+        ef = JEPAEmbeddingFunction(config["checkpoint"], config.get("base_model"), device,
+                                   config.get("precision", "fp32"))
         live = ef.get_config()
         if not same_space(config, live):
             raise EmbeddingSpaceConflictError(
@@ -158,7 +165,8 @@ class JEPAEmbeddingFunction(EmbeddingFunction[Documents]):
                 "vectors would be in another embedding space. Re-index into a new collection instead.")
 
     def __repr__(self) -> str:
-        return f"JEPAEmbeddingFunction(checkpoint={self.checkpoint!r}, base_model={self.base_model!r}, device={self.device!r})"
+        return (f"JEPAEmbeddingFunction(checkpoint={self.checkpoint!r}, base_model={self.base_model!r}, "
+                f"device={self.device!r}, precision={self.precision!r})")
 
 
 def _stored(collection: Any) -> dict[str, Any] | None:

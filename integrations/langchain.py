@@ -32,6 +32,7 @@ class JEPAEmbeddings(BaseModel, Embeddings):
 
     ``JEPAEmbeddings()`` loads the checkpoint shipped with jepa-rag; ``checkpoint=`` takes a checkpoint folder or
     ``"none"`` (the plain base model), ``base_model=`` a local model folder or Hub id, ``device=`` a torch device.
+    ``precision="bf16"`` runs the frozen base in bfloat16 (~1.7× faster on CPU, same embedding space as fp32).
     """
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
@@ -39,6 +40,8 @@ class JEPAEmbeddings(BaseModel, Embeddings):
     checkpoint: str = Field(default=DEFAULT, description="'default', 'none' or a jepa-rag checkpoint folder.")
     base_model: str | None = Field(default=None, description="Base model folder or id; None: the checkpoint's.")
     device: str | None = Field(default=None, description="Torch device; None: the encoder's default (CPU).")
+    precision: str = Field(default="fp32", description="The frozen base's arithmetic: 'fp32' or 'bf16' "
+                           "(~1.7x faster on CPU, SciFact NDCG@10 within 0.002).")
 
     _encoder: Any = PrivateAttr(default=None)
 
@@ -55,13 +58,13 @@ class JEPAEmbeddings(BaseModel, Embeddings):
     def __init__(self, **data: Any):
         super().__init__(**data)
         # load now, outside pydantic validation, so a bad checkpoint raises jepa-rag's own error
-        self._encoder = load_encoder(self.checkpoint, self.base_model, self.device)
+        self._encoder = load_encoder(self.checkpoint, self.base_model, self.device, self.precision)
 
     @property
     def encoder(self):
         """The underlying :class:`jepa_rag.JEPAEncoder` (shared by every adapter using the same checkpoint)."""
         if self._encoder is None:
-            self._encoder = load_encoder(self.checkpoint, self.base_model, self.device)
+            self._encoder = load_encoder(self.checkpoint, self.base_model, self.device, self.precision)
         return self._encoder
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
@@ -96,7 +99,7 @@ def jepa_chroma_vectorstore(collection_name: str = "jepa_rag", embeddings: JEPAE
     Pass ``client`` (any chromadb client, embedded or HTTP) or ``persist_directory`` (an embedded, persistent
     index in that folder); neither gives an in-memory index. ``embeddings=None`` uses ``JEPAEmbeddings()``
     (the default checkpoint). Raises :class:`~integrations.EmbeddingSpaceConflictError` when the collection was
-    built with another checkpoint. Extra keyword arguments go to ``Chroma``.
+    built with another checkpoint (not another precision). Extra keyword arguments go to ``Chroma``.
     """
     require("langchain_chroma", "langchain", "jepa_chroma_vectorstore")
     import chromadb
@@ -110,7 +113,7 @@ def jepa_chroma_vectorstore(collection_name: str = "jepa_rag", embeddings: JEPAE
         client = (chromadb.PersistentClient(path=os.fspath(persist_directory)) if persist_directory is not None
                   else chromadb.EphemeralClient())
     embeddings = embeddings if embeddings is not None else JEPAEmbeddings()
-    ef = JEPAEmbeddingFunction(embeddings.checkpoint, embeddings.base_model, embeddings.device)
+    ef = JEPAEmbeddingFunction(embeddings.checkpoint, embeddings.base_model, embeddings.device, embeddings.precision)
     # creates the collection in the cosine space (so Chroma picks its cosine relevance function, 1 - distance),
     # or refuses a collection built with another checkpoint
     collection = get_or_create_collection(client, collection_name, ef)

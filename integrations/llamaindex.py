@@ -35,22 +35,26 @@ class JEPAEmbedding(BaseEmbedding):
 
     ``JEPAEmbedding()`` loads the checkpoint shipped with jepa-rag; ``checkpoint=`` takes a checkpoint folder or
     ``"none"`` (the plain base model), ``base_model=`` a local model folder or Hub id, ``device=`` a torch device.
+    ``precision="bf16"`` runs the frozen base in bfloat16 (~1.7× faster on CPU, same embedding space as fp32).
     """
 
     checkpoint: str = Field(default=DEFAULT, description="'default', 'none' or a jepa-rag checkpoint folder.")
     base_model: str | None = Field(default=None, description="Base model folder or id; None: the checkpoint's.")
     device: str | None = Field(default=None, description="Torch device; None: the encoder's default (CPU).")
+    precision: str = Field(default="fp32", description="The frozen base's arithmetic: 'fp32' or 'bf16' "
+                           "(~1.7x faster on CPU, SciFact NDCG@10 within 0.002).")
     embed_batch_size: int = Field(default=32, gt=0, le=2048, description="Texts per encoder call.")
 
     _encoder: Any = PrivateAttr(default=None)
 
     def __init__(self, checkpoint: str | os.PathLike | None = DEFAULT, base_model: str | os.PathLike | None = None,
-                 device: str | None = None, **kwargs: Any):
+                 device: str | None = None, precision: str = "fp32", **kwargs: Any):
         checkpoint = normalize_checkpoint(checkpoint)
         base_model = normalize_base_model(base_model)
-        encoder = load_encoder(checkpoint, base_model, device)
+        # loaded before pydantic validation, so a bad checkpoint or precision raises jepa-rag's own error
+        encoder = load_encoder(checkpoint, base_model, device, precision)
         kwargs.setdefault("model_name", f"jepa-rag:{encoder.fingerprint.model_id}:{checkpoint}")
-        super().__init__(checkpoint=checkpoint, base_model=base_model, device=device, **kwargs)
+        super().__init__(checkpoint=checkpoint, base_model=base_model, device=device, precision=precision, **kwargs)
         self._encoder = encoder
 
     @classmethod
@@ -61,7 +65,7 @@ class JEPAEmbedding(BaseEmbedding):
     def encoder(self):
         """The underlying :class:`jepa_rag.JEPAEncoder` (shared by every adapter using the same checkpoint)."""
         if self._encoder is None:  # built via model_validate/from_dict, which skip __init__
-            self._encoder = load_encoder(self.checkpoint, self.base_model, self.device)
+            self._encoder = load_encoder(self.checkpoint, self.base_model, self.device, self.precision)
         return self._encoder
 
     # ---------------------------------------------------------------------------------------- query route
@@ -97,7 +101,8 @@ def jepa_chroma_vector_store(client: Any, collection_name: str, embed_model: JEP
     """A ``ChromaVectorStore`` over ``collection_name`` whose collection records ``embed_model``'s checkpoint.
 
     Pass the result to ``StorageContext.from_defaults(vector_store=...)`` (new index) or
-    ``VectorStoreIndex.from_vector_store(...)`` (reopened index), with ``embed_model`` as the index's embed model.
+    ``VectorStoreIndex.from_vector_store(...)`` (reopened index), with ``embed_model`` as the index's embed model;
+    the collection's function uses ``embed_model``'s precision (which never conflicts with the stored one).
     With ``embed_model=None`` an existing collection is reopened with the checkpoint it was built with. Raises
     :class:`~integrations.EmbeddingSpaceConflictError` when the collection was built with another checkpoint.
     """
@@ -108,6 +113,7 @@ def jepa_chroma_vector_store(client: Any, collection_name: str, embed_model: JEP
 
     ef = None
     if embed_model is not None:
-        ef = JEPAEmbeddingFunction(embed_model.checkpoint, embed_model.base_model, embed_model.device)
+        ef = JEPAEmbeddingFunction(embed_model.checkpoint, embed_model.base_model, embed_model.device,
+                                   embed_model.precision)
     collection = get_or_create_collection(client, collection_name, ef)
     return ChromaVectorStore(chroma_collection=collection)

@@ -41,9 +41,12 @@ def _atomic_write_bytes(path: Path, write: Callable[[object], None]) -> None:
 class EmbeddingCache:
     """Vectors of the base encoder, by text. ``embed(texts, encode_fn)`` returns cached rows, encoding only misses."""
 
-    def __init__(self, fingerprint: Fingerprint, root: str | os.PathLike | None = None):
+    def __init__(self, fingerprint: Fingerprint, root: str | os.PathLike | None = None, variant: str = ""):
+        """``variant`` names vectors computed another way than fp32 (e.g. ``"bf16"``): they get their own folder, so
+        a faster, slightly different encoding never mixes with the reference vectors."""
         self.fingerprint = fingerprint
-        self.dir = Path(root or jepa_home() / "embeddings") / fingerprint.key
+        self.variant = variant
+        self.dir = Path(root or jepa_home() / "embeddings") / (fingerprint.key + (f"-{variant}" if variant else ""))
         self.dir.mkdir(parents=True, exist_ok=True)
         meta = self.dir / "fingerprint.json"
         if not meta.exists():

@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="override the checkpoint's scoring (cosine also L2-normalises the outputs)")
     p.add_argument("--top-k", type=int, default=1000)
     p.add_argument("--device", default=None)
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="the frozen base's arithmetic: bf16 autocast is ~1.7x faster on CPU (not the precomputed vectors)")
     p.add_argument("--json", required=True, help="where to write the results")
     args = p.parse_args(argv)
     if args.top_k < 1:
@@ -77,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         out.parent.mkdir(parents=True, exist_ok=True)  # an unwritable --json fails now, not after the evaluation
         start = time.time()
-        enc = JEPAEncoder.from_pretrained(args.checkpoint, base_model=args.base_model, device=args.device)
+        enc = JEPAEncoder.from_pretrained(args.checkpoint, base_model=args.base_model, device=args.device,
+                                          precision=args.precision)
         res = evaluate_beir(enc, args.data, split=args.split, embeddings=args.embeddings, scoring=args.scoring,
                             top_k=args.top_k)
         res["seconds"] = round(time.time() - start, 2)

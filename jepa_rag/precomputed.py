@@ -41,7 +41,7 @@ def find_embeddings(spec: str | None, file_name: str, model_id: str) -> Path | N
 
 def import_beir_embeddings(encoder: JEPAEncoder, folder: Path, spec: str | None) -> int:
     """Import ``<dataset>.npz`` (arrays ``corpus``, ``queries``) for the BEIR folder into the encoder's cache."""
-    if encoder.cache is None:
+    if encoder.cache is None or encoder.precision != "fp32":  # the files hold fp32 vectors
         return 0
     npz = find_embeddings(spec, f"{Path(folder).name}.npz", encoder.fingerprint.model_id)
     if npz is None:
@@ -55,7 +55,7 @@ def import_beir_embeddings(encoder: JEPAEncoder, folder: Path, spec: str | None)
 
 def import_msmarco_embeddings(encoder: JEPAEncoder, pairs: Pairs, spec: str | None) -> int:
     """Import ``msmarco_queries.npz`` / ``msmarco_positives.npz`` (ids = ``query_id``)."""
-    if encoder.cache is None:
+    if encoder.cache is None or encoder.precision != "fp32":  # the files hold fp32 vectors
         return 0
     added = 0
     for file_name, array, texts in (

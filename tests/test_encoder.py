@@ -78,3 +78,22 @@ def test_missing_checkpoint_is_clear(minilm_dir, tmp_path):
 def test_wrong_dimension_query_vector(minilm_encoder):
     with pytest.raises(InvalidInputError, match=r"shape \(N, 384\)"):
         minilm_encoder.apply_heads(np.zeros((2, 10)), "query")
+
+
+def test_bf16_precision_is_close_to_fp32_and_cached_apart(minilm_dir, minilm_encoder, tmp_path):
+    texts = ["The Moon causes tides.", "Plants make sugar from light, water and carbon dioxide."]
+    fast = JEPAEncoder.from_pretrained("none", base_model=str(minilm_dir), precision="bf16", cache_dir=tmp_path)
+    ref = JEPAEncoder.from_pretrained("none", base_model=str(minilm_dir), cache_dir=tmp_path)
+    a, b = fast.encode_queries(texts), ref.encode_queries(texts)
+    assert a.dtype == np.float32
+    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    assert cos.min() > 0.99
+    assert not np.array_equal(a, b), "bf16 autocast did not change the arithmetic"
+    assert fast.cache.dir != ref.cache.dir and fast.cache.dir.name.endswith("-bf16")
+
+
+def test_unknown_precision_is_refused(minilm_dir):
+    from jepa_rag import ConfigError
+
+    with pytest.raises(ConfigError, match="precision must be one of"):
+        JEPAEncoder.from_pretrained("none", base_model=str(minilm_dir), precision="int8")

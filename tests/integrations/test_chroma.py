@@ -160,3 +160,73 @@ def test_fresh_process_rebuilds_the_function_from_stored_config(tmp_path, ef, pa
     got = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))[7:])
     assert got["ids"] == expected["ids"]
     np.testing.assert_allclose(got["distances"], expected["distances"], atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------------ precision
+@pytest.fixture(scope="module")
+def ef_bf16(predictor_checkpoint, minilm_dir):
+    from integrations.chroma import JEPAEmbeddingFunction
+
+    return JEPAEmbeddingFunction(predictor_checkpoint, base_model=minilm_dir, precision="bf16")
+
+
+def _row_cosines(a, b) -> np.ndarray:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def test_bf16_function_is_close_to_fp32(ef, ef_bf16, passages, queries):
+    assert ef_bf16.encoder is not ef.encoder and ef_bf16.encoder.precision == "bf16"
+    for route in ("__call__", "embed_query"):
+        texts = list(passages.values()) if route == "__call__" else queries
+        fast, ref = np.stack(getattr(ef_bf16, route)(texts)), np.stack(getattr(ef, route)(texts))
+        assert _row_cosines(fast, ref).min() > 0.99, route
+        assert not np.array_equal(fast, ref), f"{route}: bf16 gave bit-identical vectors"
+    assert "precision='bf16'" in repr(ef_bf16) and "precision='fp32'" in repr(ef)
+
+
+def test_precision_round_trips_through_the_config(ef, ef_bf16):
+    from chromadb.utils.embedding_functions import config_to_embedding_function
+
+    from integrations.chroma import JEPAEmbeddingFunction
+
+    assert "precision" not in ef.get_config()  # fp32 configs are what they were before the option existed
+    config = ef_bf16.get_config()
+    assert config["precision"] == "bf16"
+    assert {k: v for k, v in config.items() if k != "precision"} == ef.get_config()
+    rebuilt = JEPAEmbeddingFunction.build_from_config(config)
+    assert rebuilt.precision == "bf16" and rebuilt.get_config() == config and rebuilt.encoder is ef_bf16.encoder
+    assert config_to_embedding_function({"name": "jepa_rag", "config": config}).precision == "bf16"
+    assert JEPAEmbeddingFunction.build_from_config(ef.get_config()).precision == "fp32"
+
+
+@pytest.mark.parametrize("built, opened", [("fp32", "bf16"), ("bf16", "fp32")])
+def test_precision_does_not_change_the_embedding_space(connect, ef, ef_bf16, passages, queries, built, opened):
+    from integrations.chroma import check_collection, get_or_create_collection
+
+    by = {"fp32": ef, "bf16": ef_bf16}
+    name = _name()
+    collection = get_or_create_collection(connect(), name, by[built])
+    _fill(collection, passages)
+    expected = collection.query(query_texts=queries, n_results=1)["ids"]
+    reopened = get_or_create_collection(connect(), name, by[opened])  # no EmbeddingSpaceConflictError
+    check_collection(reopened, by[opened])
+    assert reopened.query(query_texts=queries, n_results=1)["ids"] == expected
+    by[opened].validate_config_update(by[built].get_config(), by[opened].get_config())
+    # reopened without a function: the stored precision is rebuilt
+    assert get_or_create_collection(connect(), name)._embedding_function.precision == built
+
+
+def test_unknown_precision_is_refused(predictor_checkpoint, minilm_dir, ef):
+    from jepa_rag.errors import ConfigError
+
+    from integrations._common import load_encoder
+    from integrations.chroma import JEPAEmbeddingFunction
+
+    allowed = r"precision must be one of \['fp32', 'bf16'\], got 'fp16'"
+    with pytest.raises(ConfigError, match=allowed):
+        JEPAEmbeddingFunction(predictor_checkpoint, base_model=minilm_dir, precision="fp16")
+    with pytest.raises(ConfigError, match=allowed):
+        JEPAEmbeddingFunction.build_from_config({**ef.get_config(), "precision": "fp16"})
+    with pytest.raises(ConfigError, match=allowed):
+        load_encoder(predictor_checkpoint, minilm_dir, precision="fp16")

@@ -107,3 +107,40 @@ def test_retriever_against_a_chroma_server(chroma_server, embeddings, passages, 
     other = JEPAEmbeddings(checkpoint=str(other_checkpoint), base_model=str(minilm_dir))
     with pytest.raises(EmbeddingSpaceConflictError):
         jepa_chroma_vectorstore(name, other, client=chromadb.HttpClient(host=host, port=port))
+
+
+# ------------------------------------------------------------------------------------------------ precision
+def test_bf16_embeddings_are_close_to_fp32(embeddings, predictor_checkpoint, minilm_dir, passages, queries):
+    from integrations.langchain import JEPAEmbeddings
+
+    fast = JEPAEmbeddings(checkpoint=str(predictor_checkpoint), base_model=str(minilm_dir), precision="bf16")
+    assert fast.precision == "bf16" and fast.encoder.precision == "bf16" and fast.encoder is not embeddings.encoder
+    docs = list(passages.values())
+    pairs = list(zip(fast.embed_documents(docs), embeddings.embed_documents(docs)))
+    pairs += [(fast.embed_query(q), embeddings.embed_query(q)) for q in queries]
+    assert min(_cos(a, b) for a, b in pairs) > 0.99
+    assert not all(np.array_equal(a, b) for a, b in pairs), "bf16 gave bit-identical vectors"
+
+
+def test_vectorstore_passes_precision_and_it_never_conflicts(tmp_path, embeddings, predictor_checkpoint, minilm_dir,
+                                                             passages, queries):
+    import chromadb
+
+    from integrations.langchain import JEPAEmbeddings, jepa_chroma_retriever, jepa_chroma_vectorstore
+
+    fast = JEPAEmbeddings(checkpoint=str(predictor_checkpoint), base_model=str(minilm_dir), precision="bf16")
+    jepa_chroma_vectorstore(COLLECTION, fast, persist_directory=tmp_path).add_texts(
+        list(passages.values()), ids=list(passages))
+    stored = chromadb.PersistentClient(path=str(tmp_path)).get_collection(COLLECTION).configuration_json
+    assert stored["embedding_function"]["config"]["precision"] == "bf16"
+    retriever = jepa_chroma_retriever(COLLECTION, embeddings, persist_directory=tmp_path, k=1)  # fp32: no conflict
+    assert [retriever.invoke(q)[0].id for q in queries] == ["paris", "photosynthesis", "jupiter"]
+
+
+def test_unknown_precision_is_refused(predictor_checkpoint, minilm_dir):
+    from jepa_rag.errors import ConfigError
+
+    from integrations.langchain import JEPAEmbeddings
+
+    with pytest.raises(ConfigError, match=r"precision must be one of \['fp32', 'bf16'\], got 'half'"):
+        JEPAEmbeddings(checkpoint=str(predictor_checkpoint), base_model=str(minilm_dir), precision="half")

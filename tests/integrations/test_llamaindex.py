@@ -143,3 +143,54 @@ def test_serialises_to_its_constructor_arguments(embed):
     again = JEPAEmbedding.from_dict(data)
     assert again.checkpoint == embed.checkpoint and again.base_model == embed.base_model
     assert again.encoder is embed.encoder  # one loaded model per checkpoint
+
+
+# ------------------------------------------------------------------------------------------------ precision
+def _cosines(a, b) -> np.ndarray:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+@pytest.fixture(scope="module")
+def embed_bf16(predictor_checkpoint, minilm_dir):
+    from integrations.llamaindex import JEPAEmbedding
+
+    return JEPAEmbedding(checkpoint=predictor_checkpoint, base_model=minilm_dir, precision="bf16")
+
+
+def test_bf16_embedding_is_close_to_fp32(embed, embed_bf16, passages, queries):
+    from integrations.llamaindex import JEPAEmbedding
+
+    assert embed_bf16.encoder.precision == "bf16" and embed_bf16.encoder is not embed.encoder
+    docs = list(passages.values())
+    fast = embed_bf16.get_text_embedding_batch(docs) + [embed_bf16.get_query_embedding(q) for q in queries]
+    ref = embed.get_text_embedding_batch(docs) + [embed.get_query_embedding(q) for q in queries]
+    assert _cosines(fast, ref).min() > 0.99
+    assert not np.array_equal(fast, ref), "bf16 gave bit-identical vectors"
+    again = JEPAEmbedding.from_dict(embed_bf16.to_dict())  # precision survives serialisation
+    assert again.precision == "bf16" and again.encoder is embed_bf16.encoder
+
+
+def test_vector_store_passes_precision_and_it_never_conflicts(tmp_path, embed, embed_bf16, passages, queries):
+    import chromadb
+    from llama_index.core import StorageContext, VectorStoreIndex
+
+    from integrations.llamaindex import jepa_chroma_vector_store
+
+    client = chromadb.PersistentClient(path=str(tmp_path))
+    store = jepa_chroma_vector_store(client, COLLECTION, embed)  # built with fp32
+    VectorStoreIndex(_nodes(passages), storage_context=StorageContext.from_defaults(vector_store=store),
+                     embed_model=embed)
+    fast = jepa_chroma_vector_store(client, COLLECTION, embed_bf16)  # opened with bf16: same space, no conflict
+    assert fast._collection._embedding_function.precision == "bf16"
+    retriever = VectorStoreIndex.from_vector_store(fast, embed_model=embed_bf16).as_retriever(similarity_top_k=1)
+    assert [retriever.retrieve(q)[0].node.node_id for q in queries] == ["paris", "photosynthesis", "jupiter"]
+
+
+def test_unknown_precision_is_refused(predictor_checkpoint, minilm_dir):
+    from jepa_rag.errors import ConfigError
+
+    from integrations.llamaindex import JEPAEmbedding
+
+    with pytest.raises(ConfigError, match=r"precision must be one of \['fp32', 'bf16'\], got 'int8'"):
+        JEPAEmbedding(checkpoint=predictor_checkpoint, base_model=minilm_dir, precision="int8")

@@ -102,7 +102,7 @@ def test_zero_argument_construction_loads_the_default_checkpoint(monkeypatch, fr
         from integrations.chroma import JEPAEmbeddingFunction as cls
     with pytest.raises(Stop):
         cls()
-    assert calls == [("default", {"base_model": None, "device": None})]
+    assert calls == [("default", {"base_model": None, "device": None, "precision": "fp32"})]
 
 
 @pytest.mark.parametrize("framework", ["llamaindex", "langchain", "chroma"])
