@@ -39,6 +39,22 @@ CANDIDATES = {
     "titles_selfsup_projection_route": ("titles_selfsup.yaml", ["model.query_route=projection"]),
     "titles_selfsup_lowlr": ("titles_selfsup.yaml", ["optim.lr=2e-5", "optim.epochs=3"]),
 }
+# Ablation: one lever changed at a time on top of msmarco_infonce_lowlr_projection_route (the recipe dev chose among
+# the candidates above). One λ per isotropy term, not tuned: SIGReg's target is N(0, 1) projections while MPNet's
+# unit vectors have entries of ~0.036, so its λ is 10× smaller.
+_LOWLR = ["model.query_route=projection", "optim.lr=2e-5", "optim.epochs=3"]
+ABLATIONS = {
+    "ablate_no_predictive_loss": ("msmarco_infonce.yaml", [*_LOWLR, "loss.lambda_predictive=0"]),
+    "ablate_plain_heads": ("msmarco_infonce.yaml", [*_LOWLR, "model.projection.residual=false",
+                                                    "model.predictor.residual=false"]),
+    "ablate_plain_heads_512d": ("msmarco_infonce.yaml", [
+        *_LOWLR, "model.projection.residual=false", "model.predictor.residual=false", "model.projection.out_dim=512",
+        "model.predictor.in_dim=512", "model.predictor.out_dim=512"]),
+    "ablate_covariance_isotropy": ("msmarco_infonce.yaml", [*_LOWLR, "loss.isotropy=covariance", "loss.lambda_isotropy=0.1"]),
+    "ablate_sigreg": ("msmarco_infonce.yaml", [*_LOWLR, "loss.isotropy=sigreg", "loss.lambda_isotropy=0.01"]),
+    "ablate_uniformity": ("msmarco_infonce.yaml", [*_LOWLR, "loss.isotropy=uniformity", "loss.lambda_isotropy=0.1"]),
+}
+CANDIDATES.update(ABLATIONS)
 
 
 def _ms(v: list[float]) -> str:
@@ -101,10 +117,22 @@ def write_report(res: dict, out_dir: Path) -> None:
         "| vanilla all-mpnet-base-v2 | " + " | ".join(f"{v[k]['ndcg@10']:.4f}" for k in keys)
         + f" | {np.mean([v[k]['ndcg@10'] for k in keys[:2]]):.4f} |",
     ]
-    for name, e in res["candidates"].items():
+    def row(name: str, e: dict) -> str:
         cells = [f"{_ms(e[k]['ndcg@10'])} ({e[k]['paired_vs_vanilla']['p_ttest']:.2g})" for k in keys]
         mark = " **(chosen)**" if name == res["chosen"] else ""
-        lines.append(f"| {name}{mark} | " + " | ".join(cells) + f" | {e['dev_score']:.4f} |")
+        return f"| {name}{mark} | " + " | ".join(cells) + f" | {e['dev_score']:.4f} |"
+
+    lines += [row(n, e) for n, e in res["candidates"].items() if n not in ABLATIONS]
+    ablated = {n: e for n, e in res["candidates"].items() if n in ABLATIONS}
+    if ablated:
+        lines += ["", "**Ablation**: one lever changed at a time on top of `msmarco_infonce_lowlr_projection_route` "
+                  "(same seeds; these compete in the dev choice like any candidate):", "",
+                  "| lever changed | overrides | " + " | ".join(f"{k} (p)" for k in keys) + " | dev mean |",
+                  "|---|---|" + "---|" * (len(keys) + 1)]
+        base_over = set(_LOWLR)
+        for n, e in ablated.items():
+            extra = " ".join(o for o in e["overrides"] if o not in base_over)
+            lines.append(row(n, e).replace(f"| {n}", f"| {n} | `{extra}`", 1))
     lines += ["", f"Chosen on dev: **{res['chosen']}** (config `train/configs/{res['candidates'][res['chosen']]['config']}`"
               f" {' '.join('--set ' + o for o in res['candidates'][res['chosen']]['overrides'])}); the shipped "
               "checkpoint is its seed-0 run.", ""]
@@ -147,6 +175,16 @@ def main() -> None:
         write_model_card(res, DEFAULT_CHECKPOINT)
         return
     res = run(args.seeds, args.candidates, args.runs)
+    try:  # candidates not re-run keep their saved results (same seeds); the choice is remade over all of them
+        saved = json.loads((args.out / "recipes.json").read_text())
+    except (OSError, ValueError):
+        saved = None
+    if saved and saved.get("seeds") == res["seeds"]:
+        kept = {n: e for n, e in saved["candidates"].items() if n not in res["candidates"] and n in CANDIDATES}
+        res["candidates"] = {**kept, **res["candidates"]}
+        res["candidates"] = {n: res["candidates"][n] for n in CANDIDATES if n in res["candidates"]}
+        res["chosen"] = max(res["candidates"], key=lambda n: res["candidates"][n]["dev_score"])
+        res["seconds"] = round(res["seconds"] + saved.get("seconds", 0), 1)
     write_report(res, args.out)
     if args.ship:
         src = Path(res["candidates"][res["chosen"]]["checkpoints"][0])

@@ -173,6 +173,11 @@ class TrainConfig:
             raise ConfigError("query_route='predictor' with lambda_predictive=0 would route queries through an untrained head")
         if self.loss.lambda_predictive > 0 and self.model.predictor is None:
             raise ConfigError("lambda_predictive > 0 needs a predictor head, but model.predictor is null")
+        if self.data.negatives_per_pair < 0:
+            raise ConfigError(f"data.negatives_per_pair must be ≥ 0, got {self.data.negatives_per_pair}")
+        if self.data.negatives_per_pair == 0 and self.loss.lambda_contrastive and self.loss.contrastive == "triplet":
+            raise ConfigError("loss.contrastive='triplet' needs a hard negative per pair: set data.negatives_per_pair ≥ 1 "
+                              "(InfoNCE can train on in-batch negatives alone)")
         if self.data.dev_split is not None and self.data.source != "beir":
             raise ConfigError(f"data.dev_split needs data.source='beir', got {self.data.source!r}")
         if self.data.dev_split is not None and self.data.dev_split == self.data.split:

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from jepa_rag import ConfigError, TrainConfig, load_train_config
@@ -37,3 +39,13 @@ def test_every_shipped_config_loads():
     assert len(files) >= 7
     for f in files:
         assert isinstance(load_train_config(str(f)), TrainConfig)
+
+
+def test_negatives_per_pair_checks():
+    configs = Path(__file__).resolve().parents[1] / "train" / "configs"
+    base = str(configs / "msmarco_infonce.yaml")
+    load_train_config(base, ["data.negatives_per_pair=0"]).validate()  # InfoNCE: in-batch negatives alone
+    with pytest.raises(ConfigError, match="negatives_per_pair must be ≥ 0"):
+        load_train_config(base, ["data.negatives_per_pair=-1"]).validate()
+    with pytest.raises(ConfigError, match="triplet' needs a hard negative"):
+        load_train_config(str(configs / "seed" / "jepa_10k_e2.yaml"), ["data.negatives_per_pair=0"]).validate()
