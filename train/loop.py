@@ -35,6 +35,7 @@ from jepa_rag.data import (
     pairs_from_corpus_titles,
 )
 from jepa_rag.encoder import JEPAEncoder
+from jepa_rag.errors import DataFormatError
 from jepa_rag.metrics import evaluate_run, exact_search
 from jepa_rag.precomputed import import_beir_embeddings, import_msmarco_embeddings
 
@@ -161,6 +162,8 @@ def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = T
         train_pairs = pairs
         dev_qrels = {q: {d: g for d, g in rel.items() if g > 0 and d in pairs.pool} for q, rel in dev_ds.qrels.items()}
         dev_qrels = {q: rel for q, rel in dev_qrels.items() if rel}
+        if not dev_qrels:
+            raise DataFormatError(f"{dev_ds.path}: split {cfg.data.dev_split!r} judges no document of the corpus relevant")
         dev_text = {q: dev_ds.queries[q] for q in dev_qrels}
         n_dev = sum(len(r) for r in dev_qrels.values())
     else:
