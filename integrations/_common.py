@@ -84,13 +84,10 @@ def _stamp(checkpoint: str) -> tuple:
 
 
 def check_precision(precision: str) -> str:
-    """``precision`` if it is one of :data:`jepa_rag.encoder.PRECISIONS`, else jepa-rag's :class:`ConfigError`."""
-    from jepa_rag.encoder import PRECISIONS
-    from jepa_rag.errors import ConfigError
+    """The encoder's own check (jepa-rag's ConfigError), importable without loading torch models."""
+    from jepa_rag.encoder import check_precision as _check
 
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
-    return precision
+    return _check(precision)
 
 
 def load_encoder(checkpoint: str | os.PathLike | None = DEFAULT, base_model: str | os.PathLike | None = None,

@@ -32,6 +32,13 @@ PRECISIONS = ("fp32", "bf16")
 Route = Literal["query", "document"]
 
 
+def check_precision(precision: str) -> str:
+    """``precision`` if it is one of :data:`PRECISIONS`, else :class:`ConfigError` naming the allowed values."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+    return precision
+
+
 def validate_texts(texts: object, what: str = "texts") -> list[str]:
     """Refuse anything but a list of non-empty strings, naming the offending item."""
     if isinstance(texts, (str, bytes)):
@@ -73,9 +80,7 @@ class JEPAEncoder:
         checkpoint_path: Path | None = None,
         precision: str = "fp32",
     ):
-        if precision not in PRECISIONS:
-            raise ConfigError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
-        self.precision = precision
+        self.precision = check_precision(precision)
         self.config = config
         self.fingerprint = fingerprint
         self.base_folder = Path(base_folder)
