@@ -155,7 +155,10 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     output_dir: str = "runs/{name}/seed{seed}"
     # 'best' keeps the epoch with the best dev metric; 'last' keeps the final epoch (the seed's protocol)
-    select: Literal["best", "last"] = "best"
+    # best: the epoch with the best dev score; last: the final epoch; best_or_init: like best, but the untrained
+    # heads (epoch 0, identity = the base model; residual heads only) compete too, so training never ships heads
+    # that are worse on dev than no heads at all
+    select: Literal["best", "last", "best_or_init"] = "best"
     dev_metric: str = "ndcg@10"
     device: str = "cpu"
 
@@ -173,6 +176,10 @@ class TrainConfig:
             raise ConfigError("query_route='predictor' with lambda_predictive=0 would route queries through an untrained head")
         if self.loss.lambda_predictive > 0 and self.model.predictor is None:
             raise ConfigError("lambda_predictive > 0 needs a predictor head, but model.predictor is null")
+        if self.select == "best_or_init" and not (self.model.projection.residual and (
+                self.model.predictor is None or self.model.predictor.residual)):
+            raise ConfigError("select='best_or_init' needs residual heads (identity at initialisation), so that "
+                              "epoch 0 is the base model; set model.projection.residual=true and model.predictor.residual=true")
         if self.data.negatives_per_pair < 0:
             raise ConfigError(f"data.negatives_per_pair must be ≥ 0, got {self.data.negatives_per_pair}")
         if self.data.negatives_per_pair == 0 and self.loss.lambda_contrastive and self.loss.contrastive == "triplet":

@@ -42,6 +42,31 @@ def test_heads_actually_move(tmp_path, minilm_dir):
     assert state["projection.net.3.weight"].abs().sum() > 0  # zero-initialised, so training changed it
 
 
+def test_best_or_init_keeps_identity_heads_when_training_only_hurts(tmp_path, minilm_dir):
+    """A wrecking LR makes every epoch worse on dev than the untrained heads: best_or_init ships epoch 0."""
+    pairs = write_pairs(tmp_path / "p.jsonl")
+    logs = []
+    res = train(_cfg(tmp_path, minilm_dir, pairs, "select=best_or_init", "optim.lr=50", "optim.warmup_steps=0",
+                     "optim.grad_clip=0", "loss.temperature=0.01"), show_progress_bar=False, log=logs.append)
+    ck = load_checkpoint(res.checkpoint)
+    init, epochs = ck.metrics["dev_at_init"]["ndcg@10"], [h["dev"]["ndcg@10"] for h in ck.training["history"]]
+    assert max(epochs) < init, f"the LR did not wreck training ({epochs} vs init {init}): the test proves nothing"
+    assert res.best_epoch == 0 and ck.training["selected_epoch"] == 0 and ck.metrics["dev"] == ck.metrics["dev_at_init"]
+    assert any("no epoch beat the untrained heads" in line for line in logs)
+    heads = JEPAEncoder.from_pretrained(res.checkpoint, base_model=str(minilm_dir), use_cache=False)
+    plain = JEPAEncoder.from_pretrained("none", base_model=str(minilm_dir), use_cache=False)
+    texts = ["tell me about cats", "Bees make honey from the nectar of flowers."]
+    np.testing.assert_allclose(heads.encode_queries(texts), plain.encode_queries(texts), atol=1e-5)
+
+
+def test_best_or_init_needs_identity_heads(tmp_path, minilm_dir):
+    from jepa_rag import ConfigError
+
+    with pytest.raises(ConfigError, match="best_or_init' needs residual heads"):
+        _cfg(tmp_path, minilm_dir, tmp_path / "p.jsonl", "select=best_or_init",
+             "model.projection={in_dim: 384, out_dim: 384, residual: false}").validate()
+
+
 def test_resume_continues_after_last_epoch(tmp_path, minilm_dir):
     pairs = write_pairs(tmp_path / "p.jsonl")
     train(_cfg(tmp_path, minilm_dir, pairs, "optim.epochs=1"), show_progress_bar=False, log=lambda *_: None)

@@ -222,6 +222,10 @@ def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = T
             params = [p for h in enc.heads() for p in h.parameters()]
             opt = torch.optim.AdamW(params, lr=lr_at(0, 0, cfg), weight_decay=cfg.optim.weight_decay)
 
+    if cfg.select == "best_or_init" and start_epoch == 0:  # epoch 0 (the identity heads) is a candidate too
+        best = {"epoch": 0, "score": dev_at_init[cfg.dev_metric]}
+        _save_state(best_dir, enc, opt, {"epoch": 0})
+
     L = cfg.loss
     t_pool = torch.as_tensor(x_pool)
     t_q = torch.as_tensor(x_q_train)
@@ -309,8 +313,12 @@ def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = T
                   "dev_split": cfg.data.dev_split or f"{cfg.data.dev_fraction:.0%} of the training queries",
                   "selected_epoch": best["epoch"], "selection": f"{cfg.select} on dev {cfg.dev_metric}",
                   "history": history},
-        metrics={"dev_at_init": dev_at_init, "dev": history[best["epoch"] - 1]["dev"] if history else {}},
+        metrics={"dev_at_init": dev_at_init,
+                 "dev": history[best["epoch"] - 1]["dev"] if history and best["epoch"] > 0 else dev_at_init},
     )
+    if best["epoch"] == 0:
+        log(f"no epoch beat the untrained heads on dev {cfg.dev_metric} ({best['score']:.4f}): the checkpoint keeps "
+            "them (identity: retrieval equals the base model's)")
     path = save_checkpoint(ckpt, out_dir / "checkpoint")
     secs = time.time() - t0
     log(f"checkpoint (epoch {best['epoch']}) → {path}  [{secs:.1f}s]")
