@@ -180,6 +180,11 @@ def write_report(res: dict, out_dir: Path) -> None:
         else:
             lines.append(f"- {ds}: above vanilla ({a:.4f} vs {e['vanilla']:.4f}, p = {p:.2g}) but below the target "
                          f"{e['target']}.")
+        for name, c in e.get("candidates", {}).items():
+            if c["dev_ndcg@10"] < c["dev_at_init"]:
+                lines.append(f"  - {ds} `{name}` made dev worse than the untrained heads at every epoch "
+                             f"({c['dev_ndcg@10']:.4f} at best vs {c['dev_at_init']:.4f}); `--set select=best_or_init` "
+                             "would have kept the identity heads.")
     lines += ["", "Commands, one per seed of the chosen recipe:", ""]
     for e in res["datasets"].values():
         lines += [f"- `{c}`" for c in e["commands"]]
