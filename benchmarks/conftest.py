@@ -85,20 +85,12 @@ def chroma_server(tmp_path_factory):
     Skips (with the reason) when chromadb or its server CLI is not installed; fails if the server does not come up.
     """
     pytest.importorskip("chromadb", reason="chromadb not installed: pip install 'jepa-rag[chroma]'")
-    from tests.chroma_server import ChromaServer
+    from tests.chroma_server import serve
 
     exe = Path(sys.executable).with_name("chroma")
     if not exe.is_file():
         pytest.skip(f"the Chroma server CLI is missing ({exe}): pip install 'jepa-rag[chroma]'")
-    root = tmp_path_factory.mktemp("chroma_server")
-    try:
-        server = ChromaServer(root / "data", log=root / "server.log").start()
-    except RuntimeError as exc:
-        pytest.fail(str(exc))
-    try:
-        yield server.host, server.port
-    finally:
-        server.stop()
+    yield from serve(tmp_path_factory.mktemp("chroma_server"))
 
 
 # ------------------------------------------------------------------------------------------- recording + report

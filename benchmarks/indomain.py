@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.report import mean_std
 from jepa_rag import JEPAEncoder, paired_test
 from jepa_rag.config import load_train_config
 from jepa_rag.evaluate import evaluate_beir
@@ -52,12 +53,10 @@ INDOMAIN_ABLATIONS = {
 }
 
 
-def ablate(ds: str, seeds: list[int], runs: Path, log=print) -> dict:
-    """The chosen recipe and each one-lever change, every seed: dev NDCG@10 (the training's own dev) and test."""
+def ablate(ds: str, chosen: str, seeds: list[int], runs: Path, log=print) -> dict:
+    """Recipe ``chosen`` and each one-lever change, every seed: dev NDCG@10 (the training's own dev) and test."""
     vanilla = evaluate_beir(JEPAEncoder.from_pretrained("none"), ds)
-    chosen = json.loads((RESULTS / "indomain.json").read_text())["datasets"][ds]["chosen"] \
-        if (RESULTS / "indomain.json").is_file() else next(iter(CANDIDATES[ds]))
-    rows = {"recipe as chosen": []} | {k: v for k, v in INDOMAIN_ABLATIONS.items()}
+    rows = {"recipe as chosen": [], **INDOMAIN_ABLATIONS}
     out: dict = {"base_recipe": chosen, "vanilla": vanilla["metrics"]["ndcg@10"], "rows": {}}
     for label, extra in rows.items():
         dev, test, pqs = [], [], []
@@ -75,11 +74,6 @@ def ablate(ds: str, seeds: list[int], runs: Path, log=print) -> dict:
         out["rows"][label] = {"overrides": extra, "dev_ndcg@10": dev, "test_ndcg@10": test,
                               "paired_vs_vanilla": paired_test(mean_pq, vanilla["per_query"]["ndcg@10"])}
     return out
-
-
-def _ms(values: list[float]) -> str:
-    a = np.asarray(values)
-    return f"{a.mean():.4f} ± {a.std(ddof=1) if len(a) > 1 else 0.0:.4f}"
 
 
 def command(ds: str, seed: int, overrides: list[str]) -> str:
@@ -145,9 +139,8 @@ def write_report(res: dict, out_dir: Path) -> None:
              "| data set | dev | recipe (chosen on dev) | vanilla | in-domain heads (mean ± std) | Δ | p | target | epochs chosen |",
              "|---|---|---|---|---|---|---|---|---|"]
     for ds, e in res["datasets"].items():
-        a = np.asarray(e["ndcg@10"])
-        lines.append(f"| {ds} | {e.get('dev', '10% of the train queries')} | {e.get('chosen', 'lr5e-4')} | {e['vanilla']:.4f} | "
-                     f"{a.mean():.4f} ± {a.std(ddof=1) if len(a) > 1 else 0:.4f} | {a.mean() - e['vanilla']:+.4f} | "
+        lines.append(f"| {ds} | {e['dev']} | {e['chosen']} | {e['vanilla']:.4f} | "
+                     f"{mean_std(e['ndcg@10'])} | {np.mean(e['ndcg@10']) - e['vanilla']:+.4f} | "
                      f"{e['paired_vs_vanilla']['p_ttest']:.2g} | ≥ {e['target']} | {e['epochs']} |")
     for ds, e in res["datasets"].items():
         if len(e.get("candidates", {})) > 1:
@@ -167,8 +160,8 @@ def write_report(res: dict, out_dir: Path) -> None:
                   f"{ab['vanilla']:.4f} on test):", "",
                   "| lever | overrides | dev NDCG@10 | test NDCG@10 | p |", "|---|---|---|---|---|"]
         for label, r in ab["rows"].items():
-            lines.append(f"| {label} | `{' '.join(r['overrides']) or '—'}` | {_ms(r['dev_ndcg@10'])} | "
-                         f"{_ms(r['test_ndcg@10'])} | {r['paired_vs_vanilla']['p_ttest']:.2g} |")
+            lines.append(f"| {label} | `{' '.join(r['overrides']) or '—'}` | {mean_std(r['dev_ndcg@10'])} | "
+                         f"{mean_std(r['test_ndcg@10'])} | {r['paired_vs_vanilla']['p_ttest']:.2g} |")
     lines += ["", "Findings:", ""]
     for ds, e in res["datasets"].items():
         a = np.asarray(e["ndcg@10"]).mean()
@@ -207,7 +200,7 @@ def main() -> None:
     if args.ablation:
         saved = json.loads((args.out / "indomain.json").read_text())
         for ds in args.datasets:
-            saved["datasets"][ds]["ablation"] = ablate(ds, args.seeds, args.runs)
+            saved["datasets"][ds]["ablation"] = ablate(ds, saved["datasets"][ds]["chosen"], args.seeds, args.runs)
         write_report(saved, args.out)
         return
     res = run(args.datasets, args.seeds, args.runs)

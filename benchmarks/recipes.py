@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.report import mean_std
 from jepa_rag import JEPAEncoder, paired_test
 from jepa_rag.config import load_train_config
 from jepa_rag.encoder import DEFAULT_CHECKPOINT
@@ -57,11 +58,6 @@ ABLATIONS = {
     "ablate_uniformity": ("msmarco_infonce.yaml", [*_LOWLR, "loss.isotropy=uniformity", "loss.lambda_isotropy=0.1"]),
 }
 CANDIDATES.update(ABLATIONS)
-
-
-def _ms(v: list[float]) -> str:
-    a = np.asarray(v)
-    return f"{a.mean():.4f} ± {(a.std(ddof=1) if len(a) > 1 else 0.0):.4f}"
 
 
 def run(seeds: list[int], candidates: list[str], runs: Path, log=print) -> dict:
@@ -120,7 +116,7 @@ def write_report(res: dict, out_dir: Path) -> None:
         + f" | {np.mean([v[k]['ndcg@10'] for k in keys[:2]]):.4f} |",
     ]
     def row(name: str, e: dict) -> str:
-        cells = [f"{_ms(e[k]['ndcg@10'])} ({e[k]['paired_vs_vanilla']['p_ttest']:.2g})" for k in keys]
+        cells = [f"{mean_std(e[k]['ndcg@10'])} ({e[k]['paired_vs_vanilla']['p_ttest']:.2g})" for k in keys]
         mark = " **(chosen)**" if name == res["chosen"] else ""
         return f"| {name}{mark} | " + " | ".join(cells) + f" | {e['dev_score']:.4f} |"
 
@@ -214,7 +210,7 @@ def write_model_card(res: dict, dest: Path) -> None:
     rows = []
     for key in ["scifact/train", "nfcorpus/dev", "scifact/test", "nfcorpus/test"]:
         p = e[key]["paired_vs_vanilla"]
-        rows.append(f"| {key} | {v[key]['ndcg@10']:.4f} | {_ms(e[key]['ndcg@10'])} | {p['mean_diff']:+.4f} | "
+        rows.append(f"| {key} | {v[key]['ndcg@10']:.4f} | {mean_std(e[key]['ndcg@10'])} | {p['mean_diff']:+.4f} | "
                     f"{p['p_ttest']:.2g} |")
     source = tr["data_source"]
     if source.startswith("titles:"):

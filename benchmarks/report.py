@@ -100,7 +100,8 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return m, s
 
 
-def _ms(values: list[float]) -> str:
+def mean_std(values: list[float]) -> str:
+    """``"m ± s"`` (4 decimals; sample std, 0 for one value): every results table uses this."""
     m, s = _mean_std(values)
     return f"{m:.4f} ± {s:.4f}"
 
@@ -307,8 +308,8 @@ def _seed(res: Path) -> list[str]:
                 "| variant | SciFact | p | NFCorpus | p |", "|---|---|---|---|---|",
                 f"| vanilla all-mpnet-base-v2 | {v['scifact']['ndcg@10']:.4f} | — | {v['nfcorpus']['ndcg@10']:.4f} | — |"]
         for name, e in s["variants"].items():
-            out.append(f"| {name} | {_ms(e['scifact']['standard_protocol'])} | {_p(e['scifact']['paired_vs_vanilla']['p_ttest'])} | "
-                       f"{_ms(e['nfcorpus']['standard_protocol'])} | {_p(e['nfcorpus']['paired_vs_vanilla']['p_ttest'])} |")
+            out.append(f"| {name} | {mean_std(e['scifact']['standard_protocol'])} | {_p(e['scifact']['paired_vs_vanilla']['p_ttest'])} | "
+                       f"{mean_std(e['nfcorpus']['standard_protocol'])} | {_p(e['nfcorpus']['paired_vs_vanilla']['p_ttest'])} |")
         out.append("")
     if quick:
         ref = (s or {}).get("variants", {})
@@ -339,7 +340,7 @@ def _recipes(res: Path) -> list[str]:
     for name, c in r["candidates"].items():
         mark = " **(chosen)**" if name == r.get("chosen") else ""
         out.append(f"| {name}{mark} | " + " | ".join(
-            f"{_ms(c[k]['ndcg@10'])} ({_p(c[k]['paired_vs_vanilla']['p_ttest'])})" for k in cols) + " |")
+            f"{mean_std(c[k]['ndcg@10'])} ({_p(c[k]['paired_vs_vanilla']['p_ttest'])})" for k in cols) + " |")
     return out + [""]
 
 
@@ -363,7 +364,7 @@ def _indomain(res: Path) -> list[str]:
             "| data set | vanilla | in-domain heads | Δ | p | target |", "|---|---|---|---|---|---|"]
     for label, e in rows:
         m, _ = _mean_std(e["ndcg@10"])
-        out.append(f"| {label} | {e['vanilla']:.4f} | {_ms(e['ndcg@10'])} | {m - e['vanilla']:+.4f} | "
+        out.append(f"| {label} | {e['vanilla']:.4f} | {mean_std(e['ndcg@10'])} | {m - e['vanilla']:+.4f} | "
                    f"{_p(e['paired_vs_vanilla']['p_ttest'])} | {e.get('target', '—')} |")
     return out + [""]
 

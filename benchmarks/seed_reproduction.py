@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.report import mean_std
 from jepa_rag import JEPAEncoder, paired_test
 from jepa_rag.config import load_train_config
 from jepa_rag.evaluate import evaluate_beir
@@ -36,11 +37,6 @@ NOTE = {
     "pure_isotropy_only": (0.6314, 0.3107),
     "baseline": (0.6241, 0.3016),
 }
-
-
-def _ms(values: list[float]) -> str:
-    a = np.array(values)
-    return f"{a.mean():.4f} ± {a.std(ddof=1) if len(a) > 1 else 0.0:.4f}"
 
 
 def run(seeds: list[int], out_dir: Path, runs_dir: Path, variants: list[str], log=print,
@@ -128,10 +124,10 @@ def write_report(results: dict, out_dir: Path, stem: str = "seed_reproduction") 
         avg_seed = [(a + b) / 2 for a, b in zip(s["seed_protocol"], n["seed_protocol"])]
         avg_std = [(a + b) / 2 for a, b in zip(s["standard_protocol"], n["standard_protocol"])]
         lines.append(
-            f"| {name} | {s['note']:.4f} | {_ms(s['seed_protocol'])} | {_ms(s['standard_protocol'])} | "
-            f"{s['paired_vs_vanilla']['p_ttest']:.3g} | {n['note']:.4f} | {_ms(n['seed_protocol'])} | "
-            f"{_ms(n['standard_protocol'])} | {n['paired_vs_vanilla']['p_ttest']:.3g} | "
-            f"{(s['note'] + n['note']) / 2:.4f} | {_ms(avg_seed)} | {_ms(avg_std)} |")
+            f"| {name} | {s['note']:.4f} | {mean_std(s['seed_protocol'])} | {mean_std(s['standard_protocol'])} | "
+            f"{s['paired_vs_vanilla']['p_ttest']:.3g} | {n['note']:.4f} | {mean_std(n['seed_protocol'])} | "
+            f"{mean_std(n['standard_protocol'])} | {n['paired_vs_vanilla']['p_ttest']:.3g} | "
+            f"{(s['note'] + n['note']) / 2:.4f} | {mean_std(avg_seed)} | {mean_std(avg_std)} |")
     lines.append(f"| vanilla all-mpnet-base-v2 | — | {v['scifact']['ndcg@10']:.4f} | {v['scifact']['ndcg@10']:.4f} | — | — | "
                  f"{v['nfcorpus']['ndcg@10']:.4f} | {v['nfcorpus']['ndcg@10']:.4f} | — | — | "
                  f"{(v['scifact']['ndcg@10'] + v['nfcorpus']['ndcg@10']) / 2:.4f} | "

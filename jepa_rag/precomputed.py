@@ -18,6 +18,11 @@ def _model_short(model_id: str) -> str:
     return model_id.rstrip("/").split("/")[-1]
 
 
+def _takes_imports(encoder: JEPAEncoder) -> bool:
+    """Only a cache of fp32 vectors may receive the files (they hold fp32 vectors)."""
+    return encoder.cache is not None and encoder.precision == "fp32"
+
+
 def find_embeddings(spec: str | None, file_name: str, model_id: str) -> Path | None:
     """Resolve ``spec`` to an ``.npz``: a file, a folder (``<folder>/<file_name>`` or
     ``<folder>/<model>/<file_name>``), ``auto`` (the shared data folder's copy for this model, if any) or
@@ -41,7 +46,7 @@ def find_embeddings(spec: str | None, file_name: str, model_id: str) -> Path | N
 
 def import_beir_embeddings(encoder: JEPAEncoder, folder: Path, spec: str | None) -> int:
     """Import ``<dataset>.npz`` (arrays ``corpus``, ``queries``) for the BEIR folder into the encoder's cache."""
-    if encoder.cache is None or encoder.precision != "fp32":  # the files hold fp32 vectors
+    if not _takes_imports(encoder):
         return 0
     npz = find_embeddings(spec, f"{Path(folder).name}.npz", encoder.fingerprint.model_id)
     if npz is None:
@@ -55,7 +60,7 @@ def import_beir_embeddings(encoder: JEPAEncoder, folder: Path, spec: str | None)
 
 def import_msmarco_embeddings(encoder: JEPAEncoder, pairs: Pairs, spec: str | None) -> int:
     """Import ``msmarco_queries.npz`` / ``msmarco_positives.npz`` (ids = ``query_id``)."""
-    if encoder.cache is None or encoder.precision != "fp32":  # the files hold fp32 vectors
+    if not _takes_imports(encoder):
         return 0
     added = 0
     for file_name, array, texts in (

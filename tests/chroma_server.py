@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 HOST = "127.0.0.1"
@@ -112,3 +113,20 @@ class ChromaServer:
         import chromadb
 
         return chromadb.HttpClient(host=self.host, port=self.port)
+
+
+def serve(root: Path) -> Iterator[tuple[str, int]]:
+    """Body of a pytest fixture: a server on ``root/data`` (log ``root/server.log``); yields ``(host, port)``.
+
+    A server that does not come up fails the test (with its log tail); the server is always stopped afterwards.
+    """
+    import pytest
+
+    try:
+        server = ChromaServer(root / "data", log=root / "server.log").start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield server.host, server.port
+    finally:
+        server.stop()

@@ -124,13 +124,18 @@ def test_cli_pairs_format_error_is_clear(tmp_path, minilm_dir, capsys):
     assert "bad.jsonl:1: missing field 'positive'" in capsys.readouterr().err
 
 
+def _train_toy_beir(folder, out, minilm_dir, *overrides: str) -> int:
+    """``python -m train --beir <folder> --split train`` on MiniLM with a small residual projection, no predictor."""
+    sets = [f"model.base_model={minilm_dir}", "model.projection={in_dim: 384, out_dim: 384, residual: true}",
+            "model.predictor=null", "optim.batch_size=2", "data.mining_rank_start=0", "data.mining_rank_end=3",
+            *overrides]
+    return train_main(["--beir", str(folder), "--split", "train", "--output", str(out), "--no-progress",
+                       *[a for kv in sets for a in ("--set", kv)]])
+
+
 def test_cli_beir_train_split(tmp_path, minilm_dir):
     folder = write_beir(tmp_path / "toy", split="train")
-    code = train_main([
-        "--beir", str(folder), "--split", "train", "--output", str(tmp_path / "out"), "--no-progress",
-        "--set", f"model.base_model={minilm_dir}", "--set", "model.projection={in_dim: 384, out_dim: 384, residual: true}",
-        "--set", "model.predictor=null", "--set", "optim.batch_size=2", "--set", "optim.epochs=1",
-        "--set", "data.dev_fraction=0.4", "--set", "data.mining_rank_start=0", "--set", "data.mining_rank_end=3"])
+    code = _train_toy_beir(folder, tmp_path / "out", minilm_dir, "optim.epochs=1", "data.dev_fraction=0.4")
     assert code == 0
     assert load_checkpoint(tmp_path / "out" / "checkpoint").training["data_source"].endswith(":train")
 
@@ -140,11 +145,7 @@ def test_beir_dev_split_selects_on_the_sets_own_dev_judgments(tmp_path, minilm_d
     folder = write_beir(tmp_path / "toy", split="train")
     dev_rows = "query-id\tcorpus-id\tscore\nq4\t13\t2\nq5\t11\t1\n"
     (folder / "qrels" / "dev.tsv").write_text(dev_rows)
-    code = train_main([
-        "--beir", str(folder), "--split", "train", "--output", str(tmp_path / "out"), "--no-progress",
-        "--set", f"model.base_model={minilm_dir}", "--set", "model.projection={in_dim: 384, out_dim: 384, residual: true}",
-        "--set", "model.predictor=null", "--set", "optim.batch_size=2", "--set", "optim.epochs=2",
-        "--set", "data.dev_split=dev", "--set", "data.mining_rank_start=0", "--set", "data.mining_rank_end=3"])
+    code = _train_toy_beir(folder, tmp_path / "out", minilm_dir, "optim.epochs=2", "data.dev_split=dev")
     assert code == 0
     t = load_checkpoint(tmp_path / "out" / "checkpoint").training
     assert t["dev_split"] == "dev"

@@ -258,7 +258,9 @@ def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = T
                     terms["contrastive"] = losses.triplet_loss(q_ret, z_p, z_n, margin=L.margin)
                 else:
                     cands = np.concatenate([pos_idx[idx], neg_idx[idx].reshape(-1)])
-                    known = np.isin(row_q[idx][:, None] * len(pool_ids) + cands[None, :], judged)
+                    keys = row_q[idx][:, None] * len(pool_ids) + cands[None, :]
+                    at = np.minimum(np.searchsorted(judged, keys), len(judged) - 1)  # judged is sorted: no re-sort
+                    known = judged[at] == keys
                     terms["contrastive"] = losses.info_nce_loss(
                         q_ret, z_p, z_n, temperature=L.temperature,
                         pos_ids=torch.as_tensor(pos_idx[idx]), neg_ids=torch.as_tensor(neg_idx[idx]),

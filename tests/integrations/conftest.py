@@ -65,14 +65,6 @@ def queries() -> list[str]:
 @pytest.fixture(scope="session")
 def chroma_server(tmp_path_factory):
     """A real ``chroma run`` server on 127.0.0.1 and a free port; yields ``(host, port)``, always terminated."""
-    from ..chroma_server import ChromaServer
+    from ..chroma_server import serve
 
-    root = tmp_path_factory.mktemp("chroma_server")
-    try:
-        server = ChromaServer(root / "data", log=root / "server.log").start()
-    except RuntimeError as exc:
-        pytest.fail(str(exc))
-    try:
-        yield server.host, server.port
-    finally:
-        server.stop()
+    yield from serve(tmp_path_factory.mktemp("chroma_server"))
