@@ -40,6 +40,10 @@ CANDIDATES = {
     "titles_selfsup": ("titles_selfsup.yaml", []),
     "titles_selfsup_projection_route": ("titles_selfsup.yaml", ["model.query_route=projection"]),
     "titles_selfsup_lowlr": ("titles_selfsup.yaml", ["optim.lr=2e-5", "optim.epochs=3"]),
+    # inverse cloze (one sentence of a document → the document) over the same unlabelled corpora
+    "sentences_selfsup": ("sentences_selfsup.yaml", []),
+    "sentences_selfsup_projection_route": ("sentences_selfsup.yaml", ["model.query_route=projection"]),
+    "sentences_selfsup_lowlr": ("sentences_selfsup.yaml", ["optim.lr=2e-5", "optim.epochs=3"]),
 }
 # Ablation: one lever changed at a time on top of msmarco_infonce_lowlr_projection_route (the recipe dev chose among
 # the candidates above). One λ per isotropy term, not tuned: SIGReg's target is N(0, 1) projections while MPNet's
@@ -213,8 +217,9 @@ def write_model_card(res: dict, dest: Path) -> None:
         rows.append(f"| {key} | {v[key]['ndcg@10']:.4f} | {mean_std(e[key]['ndcg@10'])} | {p['mean_diff']:+.4f} | "
                     f"{p['p_ttest']:.2g} |")
     source = tr["data_source"]
-    if source.startswith("titles:"):
-        data = ("self-supervised pairs (document title → the document) built from the *unlabelled* corpora of BEIR "
+    if source.startswith(("titles:", "sentences:")):
+        kind = "document title" if source.startswith("titles:") else "one sentence of the document"
+        data = (f"self-supervised pairs ({kind} → the document) built from the *unlabelled* corpora of BEIR "
                 "SciFact (CC BY-NC 2.0) and NFCorpus (academic use only); no queries and no judgments were read")
     else:
         data = "6,980 MS MARCO passage query–positive pairs (non-commercial research use only)"

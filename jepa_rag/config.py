@@ -15,6 +15,8 @@ import yaml
 from .errors import ConfigError
 
 DEFAULT_BASE_MODEL = "sentence-transformers/all-mpnet-base-v2"
+# self-supervised sources: pairs made from unlabelled corpus.jsonl files (no queries, no judgments read)
+CORPUS_SOURCES = ("titles", "sentences")
 
 QueryRoute = Literal["projection", "predictor"]
 Scoring = Literal["cosine", "euclidean"]
@@ -90,12 +92,12 @@ class DataConfig:
     """Where the training pairs come from.
 
     ``source``: ``msmarco`` (the bundled/official MS MARCO pairs), ``pairs`` (a JSONL file with ``query`` and
-    ``positive`` fields, ``path``), ``beir`` (a BEIR folder ``path`` and its ``split``), or ``titles``
-    (self-supervised: title → document over the corpora of the comma-separated BEIR folders in ``path``; no
-    judgments are read).
+    ``positive`` fields, ``path``), ``beir`` (a BEIR folder ``path`` and its ``split``), or, self-supervised over the corpora of the
+    comma-separated BEIR folders in ``path`` with no judgments read, ``titles`` (title → document) or
+    ``sentences`` (inverse cloze: one sentence of the text → the document).
     """
 
-    source: Literal["msmarco", "pairs", "beir", "titles"] = "msmarco"
+    source: Literal["msmarco", "pairs", "beir", "titles", "sentences"] = "msmarco"
     path: str | None = None
     split: str = "train"
     dev_fraction: float = 0.1
@@ -103,6 +105,8 @@ class DataConfig:
     # dev_fraction of the training queries out; all of ``split`` is then trained on
     dev_split: str | None = None
     max_pairs: int | None = None
+    # keep at most this many training pairs per query (drawn with the seed); the dropped positives stay masked
+    max_positives_per_query: int | None = None
     # hard negatives mined with the frozen base: one drawn per pair from ranks [start, end) excluding positives
     negatives_per_pair: int = 1
     mining_rank_start: int = 3
@@ -170,7 +174,7 @@ class TrainConfig:
             raise ConfigError(f"optim.batch_size must be ≥ 2, got {self.optim.batch_size}")
         if not 0.0 < self.data.dev_fraction < 1.0:
             raise ConfigError(f"data.dev_fraction must be in (0, 1), got {self.data.dev_fraction}")
-        if self.data.source in ("pairs", "beir", "titles") and not self.data.path:
+        if self.data.source in ("pairs", "beir", *CORPUS_SOURCES) and not self.data.path:
             raise ConfigError(f"data.source={self.data.source!r} needs data.path")
         if self.model.query_route == "predictor" and self.loss.lambda_predictive == 0:
             raise ConfigError("query_route='predictor' with lambda_predictive=0 would route queries through an untrained head")
@@ -180,6 +184,8 @@ class TrainConfig:
                 self.model.predictor is None or self.model.predictor.residual)):
             raise ConfigError("select='best_or_init' needs residual heads (identity at initialisation), so that "
                               "epoch 0 is the base model; set model.projection.residual=true and model.predictor.residual=true")
+        if self.data.max_positives_per_query is not None and self.data.max_positives_per_query < 1:
+            raise ConfigError(f"data.max_positives_per_query must be ≥ 1, got {self.data.max_positives_per_query}")
         if self.data.negatives_per_pair < 0:
             raise ConfigError(f"data.negatives_per_pair must be ≥ 0, got {self.data.negatives_per_pair}")
         if self.data.negatives_per_pair == 0 and self.loss.lambda_contrastive and self.loss.contrastive == "triplet":

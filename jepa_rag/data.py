@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import os
+import random
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -234,12 +235,9 @@ def pairs_from_beir(folder: str | os.PathLike, split: str = "train") -> Pairs:
     return Pairs(qids, queries, dids, positives, source=f"{ds.path}:{split}", pool=pool)
 
 
-def pairs_from_corpus_titles(folders: list[str | os.PathLike]) -> Pairs:
-    """Self-supervised pairs from unlabelled documents: query = the document's title, positive = the document.
-
-    No judgments are read: only ``corpus.jsonl``. Documents without a title (or whose text is empty) are skipped.
-    Ids are prefixed with the folder name so several corpora can be mixed.
-    """
+def _pairs_from_corpora(folders: list[str | os.PathLike], kind: str, query_of) -> Pairs:
+    """One (query, document) pair per document for which ``query_of(doc_id, obj)`` returns a text; every document
+    of every folder is in the mining pool. Ids are prefixed with the folder name so several corpora can be mixed."""
     qids, queries, dids, positives, pool = [], [], [], [], {}
     for folder in folders:
         folder = Path(folder)
@@ -250,15 +248,52 @@ def pairs_from_corpus_titles(folders: list[str | os.PathLike]) -> Pairs:
             did = f"{folder.name}:{_require(f, lineno, obj, '_id')}"
             text = doc_text(obj)
             pool[did] = text
-            title = str(obj.get("title") or "").strip()
-            if title and str(obj.get("text") or "").strip():
+            query = query_of(did, obj)
+            if query:
                 qids.append(did)
-                queries.append(title)
+                queries.append(query)
                 dids.append(did)
                 positives.append(text)
     if not queries:
-        raise DataFormatError(f"no titled documents in {[str(f) for f in folders]}")
-    return Pairs(qids, queries, dids, positives, source="titles:" + ",".join(str(f) for f in folders), pool=pool)
+        raise DataFormatError(f"no document of {[str(f) for f in folders]} yields a {kind[:-1]} query")
+    return Pairs(qids, queries, dids, positives, source=f"{kind}:" + ",".join(str(f) for f in folders), pool=pool)
+
+
+def pairs_from_corpus_titles(folders: list[str | os.PathLike]) -> Pairs:
+    """Self-supervised pairs from unlabelled documents: query = the document's title, positive = the document.
+
+    No judgments are read: only ``corpus.jsonl``. Documents without a title (or whose text is empty) are skipped.
+    """
+    def title(_did: str, obj: dict) -> str | None:
+        t = str(obj.get("title") or "").strip()
+        return t if t and str(obj.get("text") or "").strip() else None
+    return _pairs_from_corpora(folders, "titles", title)
+
+
+# a sentence ends at . ! or ? followed by whitespace and a capital, digit or bracket ("e.g. the" does not split)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[])")
+
+
+def split_sentences(text: str, min_words: int = 6, max_words: int = 60) -> list[str]:
+    """The sentences of ``text`` with ``min_words``–``max_words`` words (shorter ones are headings or
+    fragments, longer ones run-ons from a missed split)."""
+    return [s.strip() for s in _SENTENCE_END.split(text) if min_words <= len(s.split()) <= max_words]
+
+
+def pairs_from_corpus_sentences(folders: list[str | os.PathLike]) -> Pairs:
+    """Self-supervised inverse-cloze pairs from unlabelled documents: query = one sentence of the document's text,
+    positive = the whole document (title + text, the sentence included).
+
+    Only ``corpus.jsonl`` is read. Documents with fewer than two usable sentences are skipped (a one-sentence
+    text would make the query the document). The sentence is picked by a hash of the document id, not by the
+    training seed, so every run sees the same texts and their base vectors are encoded once.
+    """
+    def sentence(did: str, obj: dict) -> str | None:
+        sents = split_sentences(str(obj.get("text") or ""))
+        if len(sents) < 2:
+            return None
+        return sents[int(hashlib.sha256(did.encode()).hexdigest(), 16) % len(sents)]
+    return _pairs_from_corpora(folders, "sentences", sentence)
 
 
 def shared_data_dir() -> Path | None:
@@ -320,3 +355,19 @@ def dev_split(pairs: Pairs, fraction: float, seed: int = 0) -> tuple[Pairs, Pair
     if not dev_idx or not train_idx:
         raise DataFormatError(f"{pairs.source}: too few pairs ({len(pairs)}) for a dev split of {fraction}")
     return pairs.subset(train_idx), pairs.subset(dev_idx)
+
+
+def cap_positives(pairs: Pairs, per_query: int, seed: int = 0) -> Pairs:
+    """At most ``per_query`` pairs for each query, drawn with ``seed`` (order kept).
+
+    Some data sets judge hundreds of documents relevant to one query (NFCorpus: up to 1,363); uncapped, those few
+    queries fill most batches. The trainer still masks the dropped positives: they never serve as negatives.
+    """
+    if per_query < 1:
+        raise DataFormatError(f"per_query must be ≥ 1, got {per_query}")
+    by_query: dict[str, list[int]] = {}
+    for i, qid in enumerate(pairs.query_ids):
+        by_query.setdefault(qid, []).append(i)
+    rng = random.Random(seed)
+    keep = [i for rows in by_query.values() for i in (rows if len(rows) <= per_query else rng.sample(rows, per_query))]
+    return pairs.subset(sorted(keep))

@@ -47,5 +47,7 @@ def test_negatives_per_pair_checks():
     load_train_config(base, ["data.negatives_per_pair=0"]).validate()  # InfoNCE: in-batch negatives alone
     with pytest.raises(ConfigError, match="negatives_per_pair must be ≥ 0"):
         load_train_config(base, ["data.negatives_per_pair=-1"]).validate()
+    with pytest.raises(ConfigError, match="max_positives_per_query must be ≥ 1"):
+        load_train_config(base, ["data.max_positives_per_query=0"]).validate()
     with pytest.raises(ConfigError, match="triplet' needs a hard negative"):
         load_train_config(str(configs / "seed" / "jepa_10k_e2.yaml"), ["data.negatives_per_pair=0"]).validate()

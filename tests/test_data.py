@@ -11,7 +11,7 @@ from jepa_rag import (
     load_pairs_jsonl,
     pairs_from_beir,
 )
-from jepa_rag.data import read_qrels
+from jepa_rag.data import Pairs, cap_positives, pairs_from_corpus_sentences, pairs_from_corpus_titles, read_qrels, split_sentences
 
 from .helpers import write_beir, write_pairs
 
@@ -109,3 +109,59 @@ def test_dev_split_is_deterministic_and_disjoint(tmp_path):
     assert dev.query_ids == dev2.query_ids  # the same dev set for every training seed
     assert not set(tr.query_ids) & set(dev.query_ids)
     assert len(tr) + len(dev) == 200 and 20 <= len(dev) <= 60
+
+
+def _corpus(folder, docs):
+    folder.mkdir(parents=True)
+    (folder / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    return folder
+
+
+def test_split_sentences_keeps_abbreviations_and_drops_fragments():
+    text = ("Background. Vitamin D levels were measured in 120 adults, e.g. nurses and doctors. "
+            "Higher levels predicted fewer infections over two winters! (This held after adjustment for age.)")
+    assert split_sentences(text) == [
+        "Vitamin D levels were measured in 120 adults, e.g. nurses and doctors.",
+        "Higher levels predicted fewer infections over two winters!",
+        "(This held after adjustment for age.)",
+    ]
+
+
+def test_corpus_pairs_read_no_judgments_and_mix_corpora(tmp_path):
+    long = "First finding is about heart disease risk. Second finding is about blood pressure change. Tiny."
+    a = _corpus(tmp_path / "a", [{"_id": "1", "title": "Heart", "text": long},
+                                 {"_id": "2", "title": "", "text": long},
+                                 {"_id": "3", "title": "One", "text": "Only one sentence of enough words here."}])
+    b = _corpus(tmp_path / "b", [{"_id": "1", "title": "Other", "text": long}])
+    titles = pairs_from_corpus_titles([a, b])
+    assert titles.queries == ["Heart", "One", "Other"] and titles.doc_ids == ["a:1", "a:3", "b:1"]
+    sents = pairs_from_corpus_sentences([a, b])
+    assert sents.doc_ids == ["a:1", "a:2", "b:1"]  # a:3 has a single sentence: it would be its own document
+    assert len(sents.pool) == 4 and sents.positives[0] == "Heart " + long
+    for q, pos in zip(sents.queries, sents.positives):
+        assert q in split_sentences(long) and q in pos
+    # the pick depends on the document id only: reading again gives the same queries
+    assert pairs_from_corpus_sentences([a, b]).queries == sents.queries
+
+
+def test_corpus_pairs_refuse_corpora_without_usable_documents(tmp_path):
+    a = _corpus(tmp_path / "a", [{"_id": "1", "title": "", "text": "Short."}])
+    with pytest.raises(DataFormatError, match="sentence"):
+        pairs_from_corpus_sentences([a])
+    with pytest.raises(DataFormatError, match="title"):
+        pairs_from_corpus_titles([a])
+    with pytest.raises(DataNotFoundError, match="corpus.jsonl"):
+        pairs_from_corpus_sentences([tmp_path / "missing"])
+
+
+def test_cap_positives_per_query():
+    qids, dids = ["a"] * 5 + ["b"], [f"a{i}" for i in range(5)] + ["b0"]
+    pairs = Pairs(qids, ["q" + q for q in qids], dids, ["p" + d for d in dids])
+    capped = cap_positives(pairs, 2, seed=0)
+    assert capped.query_ids.count("a") == 2 and capped.query_ids.count("b") == 1
+    assert capped.doc_ids == sorted(capped.doc_ids) and set(capped.doc_ids) <= set(pairs.doc_ids)  # order kept
+    assert cap_positives(pairs, 2, seed=0).doc_ids == capped.doc_ids  # deterministic per seed
+    assert {tuple(cap_positives(pairs, 2, seed=s).doc_ids) for s in range(10)} != {tuple(capped.doc_ids)}
+    assert cap_positives(pairs, 5).doc_ids == pairs.doc_ids
+    with pytest.raises(DataFormatError, match="per_query must be ≥ 1"):
+        cap_positives(pairs, 0)

@@ -8,7 +8,7 @@ from train.__main__ import main as train_main
 from train.loop import lr_at, train
 from train.mining import mine_hard_negatives
 
-from .helpers import write_beir, write_pairs
+from .helpers import DOCS, write_beir, write_pairs
 
 
 def _cfg(tmp_path, minilm_dir, pairs, *extra):
@@ -171,3 +171,40 @@ def test_inconsistent_train_state_starts_over(tmp_path, minilm_dir):
     logs = []
     train(cfg, show_progress_bar=False, log=logs.append)
     assert any("interrupted while saving" in m for m in logs), logs
+
+
+def test_capped_positives_are_still_masked_never_negatives(tmp_path, minilm_dir, monkeypatch):
+    """``data.max_positives_per_query=1``: q1 trains on one of its three positives, and the two dropped ones are
+    masked as known positives in every batch (mining also skips them), never used as its negatives."""
+    from train import loop
+
+    folder = write_beir(tmp_path / "toy", split="train")
+    qrels = {"q1": ["007", "8", "9"], "q3": ["10"], "q4": ["13"], "q5": ["11"]}
+    rows = ["query-id\tcorpus-id\tscore"] + [f"{q}\t{d}\t1" for q, ds in qrels.items() for d in ds]
+    (folder / "qrels" / "train.tsv").write_text("\n".join(rows) + "\n")
+    (folder / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\nq2\t8\t2\n")
+    pool = list(DOCS)
+    calls = []
+    real = loop.losses.info_nce_loss
+
+    def spy(*args, pos_ids, neg_ids, known_positive, **kw):
+        calls.append((pos_ids.numpy(), neg_ids.numpy(), known_positive.numpy()))
+        return real(*args, pos_ids=pos_ids, neg_ids=neg_ids, known_positive=known_positive, **kw)
+
+    monkeypatch.setattr(loop.losses, "info_nce_loss", spy)
+    code = _train_toy_beir(folder, tmp_path / "out", minilm_dir, "optim.epochs=2", "optim.batch_size=4",
+                           "data.dev_split=dev", "data.max_positives_per_query=1", "data.negatives_per_pair=2")
+    assert code == 0
+    assert load_checkpoint(tmp_path / "out" / "checkpoint").training["num_train_pairs"] == 4  # q1 capped 3 → 1
+    owner = {pool.index(d): q for q, ds in qrels.items() for d in ds if q != "q1"}
+    seen_q1 = False
+    for pos, neg, known in calls:
+        cands = np.concatenate([pos, neg.reshape(-1)])
+        for i, p in enumerate(pos):
+            q = owner.get(int(p), "q1")
+            judged = {pool.index(d) for d in qrels[q]}
+            assert known[i].tolist() == [int(c) in judged for c in cands]
+            if q == "q1":
+                seen_q1 = True
+                assert not set(neg[i].tolist()) & judged  # its dropped positives were not mined as negatives
+    assert seen_q1 and calls

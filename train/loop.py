@@ -23,15 +23,17 @@ from tqdm.auto import tqdm
 from jepa_rag import losses
 from jepa_rag.base_model import sha256_file
 from jepa_rag.checkpoint import Checkpoint, save_checkpoint
-from jepa_rag.config import TrainConfig, to_dict
+from jepa_rag.config import CORPUS_SOURCES, TrainConfig, to_dict
 from jepa_rag.data import (
     Pairs,
     beir_folder,
+    cap_positives,
     dev_split,
     load_beir,
     load_msmarco_pairs,
     load_pairs_jsonl,
     pairs_from_beir,
+    pairs_from_corpus_sentences,
     pairs_from_corpus_titles,
 )
 from jepa_rag.encoder import JEPAEncoder
@@ -74,8 +76,9 @@ def load_training_pairs(cfg: TrainConfig) -> Pairs:
         return load_msmarco_pairs()
     if d.source == "pairs":
         return load_pairs_jsonl(d.path)
-    if d.source == "titles":
-        return pairs_from_corpus_titles([beir_folder(p.strip()) for p in d.path.split(",")])
+    if d.source in CORPUS_SOURCES:
+        make = pairs_from_corpus_titles if d.source == "titles" else pairs_from_corpus_sentences
+        return make([beir_folder(p.strip()) for p in d.path.split(",")])
     return pairs_from_beir(beir_folder(d.path), d.split)
 
 
@@ -152,7 +155,7 @@ def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = T
         import_msmarco_embeddings(base, pairs, embeddings)
     elif cfg.data.source == "beir":
         import_beir_embeddings(base, beir_folder(cfg.data.path), embeddings)
-    elif cfg.data.source == "titles":
+    elif cfg.data.source in CORPUS_SOURCES:
         for p in cfg.data.path.split(","):
             import_beir_embeddings(base, beir_folder(p.strip()), embeddings)
     if cfg.data.max_pairs:
@@ -173,6 +176,8 @@ def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = T
         for q, d in zip(dev_pairs.query_ids, dev_pairs.doc_ids):
             dev_qrels.setdefault(q, {})[d] = 1
         n_dev = len(dev_pairs)
+    if cfg.data.max_positives_per_query:  # after the dev split: dev keeps all its judgments
+        train_pairs = cap_positives(train_pairs, cfg.data.max_positives_per_query, seed=cfg.seed)
     pool_ids = list(pairs.pool)
     pool_index = {d: i for i, d in enumerate(pool_ids)}
     log(f"data: {pairs.source}: {len(train_pairs)} train / {n_dev} dev pairs"
