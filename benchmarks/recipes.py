@@ -40,10 +40,6 @@ CANDIDATES = {
     "titles_selfsup": ("titles_selfsup.yaml", []),
     "titles_selfsup_projection_route": ("titles_selfsup.yaml", ["model.query_route=projection"]),
     "titles_selfsup_lowlr": ("titles_selfsup.yaml", ["optim.lr=2e-5", "optim.epochs=3"]),
-    # inverse cloze (one sentence of a document → the document) over the same unlabelled corpora
-    "sentences_selfsup": ("sentences_selfsup.yaml", []),
-    "sentences_selfsup_projection_route": ("sentences_selfsup.yaml", ["model.query_route=projection"]),
-    "sentences_selfsup_lowlr": ("sentences_selfsup.yaml", ["optim.lr=2e-5", "optim.epochs=3"]),
 }
 # Ablation: one lever changed at a time on top of msmarco_infonce_lowlr_projection_route (the recipe dev chose among
 # the candidates above). One λ per isotropy term, not tuned: SIGReg's target is N(0, 1) projections while MPNet's
