@@ -42,11 +42,9 @@ CANDIDATES = {
         "lr1e-4_5ep": [*NFCORPUS_BASE, "optim.epochs=5", "optim.lr=1e-4"],
         # NFCorpus judges up to 1,363 documents relevant to one training query (median 18): uncapped, a few queries
         # fill most batches. Capping the pairs per query (the rest stay masked) is screened at 32 / 16 / 8 / 4 / 2.
-        "lr1e-4_cap32_5ep": [*NFCORPUS_BASE, "optim.epochs=5", "optim.lr=1e-4", "data.max_positives_per_query=32"],
-        "lr1e-4_cap16_10ep": [*NFCORPUS_BASE, "optim.epochs=10", "optim.lr=1e-4", "data.max_positives_per_query=16"],
-        "lr1e-4_cap8_10ep": [*NFCORPUS_BASE, "optim.epochs=10", "optim.lr=1e-4", "data.max_positives_per_query=8"],
-        "lr1e-4_cap4_10ep": [*NFCORPUS_BASE, "optim.epochs=10", "optim.lr=1e-4", "data.max_positives_per_query=4"],
-        "lr1e-4_cap2_15ep": [*NFCORPUS_BASE, "optim.epochs=15", "optim.lr=1e-4", "data.max_positives_per_query=2"],
+        **{f"lr1e-4_cap{cap}_{epochs}ep": [*NFCORPUS_BASE, f"optim.epochs={epochs}", "optim.lr=1e-4",
+                                            f"data.max_positives_per_query={cap}"]
+           for cap, epochs in [(32, 5), (16, 10), (8, 10), (4, 10), (2, 15)]},
     },
 }
 

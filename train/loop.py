@@ -70,6 +70,14 @@ def lr_at(step: int, epoch: int, cfg) -> float:
     return o.lr * (o.warmup_start_factor + (1.0 - o.warmup_start_factor) * frac)
 
 
+_CORPUS_PAIRS = {"titles": pairs_from_corpus_titles, "sentences": pairs_from_corpus_sentences}
+
+
+def _corpus_folders(cfg: TrainConfig) -> list[Path]:
+    """The BEIR folders of a self-supervised source (``data.path`` is comma-separated)."""
+    return [beir_folder(p.strip()) for p in cfg.data.path.split(",")]
+
+
 def load_training_pairs(cfg: TrainConfig) -> Pairs:
     d = cfg.data
     if d.source == "msmarco":
@@ -77,8 +85,7 @@ def load_training_pairs(cfg: TrainConfig) -> Pairs:
     if d.source == "pairs":
         return load_pairs_jsonl(d.path)
     if d.source in CORPUS_SOURCES:
-        make = pairs_from_corpus_titles if d.source == "titles" else pairs_from_corpus_sentences
-        return make([beir_folder(p.strip()) for p in d.path.split(",")])
+        return _CORPUS_PAIRS[d.source](_corpus_folders(cfg))
     return pairs_from_beir(beir_folder(d.path), d.split)
 
 
@@ -156,8 +163,8 @@ def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = T
     elif cfg.data.source == "beir":
         import_beir_embeddings(base, beir_folder(cfg.data.path), embeddings)
     elif cfg.data.source in CORPUS_SOURCES:
-        for p in cfg.data.path.split(","):
-            import_beir_embeddings(base, beir_folder(p.strip()), embeddings)
+        for folder in _corpus_folders(cfg):
+            import_beir_embeddings(base, folder, embeddings)
     if cfg.data.max_pairs:
         pairs = pairs.subset(range(min(cfg.data.max_pairs, len(pairs))))
     if cfg.data.dev_split:  # the data set's own dev judgments (graded), e.g. NFCorpus' qrels/dev.tsv
