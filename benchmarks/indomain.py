@@ -45,6 +45,19 @@ CANDIDATES = {
         **{f"lr1e-4_cap{cap}_{epochs}ep": [*NFCORPUS_BASE, f"optim.epochs={epochs}", "optim.lr=1e-4",
                                             f"data.max_positives_per_query={cap}"]
            for cap, epochs in [(32, 5), (16, 10), (8, 10), (4, 10), (2, 15)]},
+        # cap 8 peaked at epoch 6 of 10 and then overfit: one lever at a time on top of it
+        **{f"lr1e-4_cap8_{name}": [*NFCORPUS_BASE, "optim.epochs=10", "optim.lr=1e-4", "data.max_positives_per_query=8",
+                                   *extra]
+           for name, extra in {
+               "neg4": ["data.negatives_per_pair=4"],
+               "mine30-100": ["data.mining_rank_start=30", "data.mining_rank_end=100"],  # NFCorpus' judgments are sparse
+               "dropout0.3": ["model.projection.dropout=0.3", "model.predictor.dropout=0.3"],
+               "bs256": ["optim.batch_size=256"],
+               "projection_route": ["model.query_route=projection"],
+               # every judged document of the batch a target of the query, not only masked (multi-positive InfoNCE)
+               "multipos": ["loss.contrastive=multi_positive_infonce"],
+           }.items()},
+        "lr5e-5_cap8_20ep": [*NFCORPUS_BASE, "optim.epochs=20", "optim.lr=5e-5", "data.max_positives_per_query=8"],
     },
 }
 

@@ -117,7 +117,7 @@ class DataConfig:
 class LossConfig:
     """Loss = λ_c·contrastive + λ_i·isotropy + λ_p·predictive + λ_v·variance (terms with λ = 0 are skipped)."""
 
-    contrastive: Literal["triplet", "infonce"] = "infonce"
+    contrastive: Literal["triplet", "infonce", "multi_positive_infonce"] = "infonce"
     lambda_contrastive: float = 1.0
     margin: float = 0.1
     temperature: float = 0.05

@@ -149,3 +149,45 @@ def test_predictive_mse_cosine_and_stop_gradient():
 def test_variance_target():
     z = torch.tensor([[1.0, -1.0], [1.0, -1.0]])
     assert losses.variance_target_loss(z, 1.0).item() == pytest.approx((z.std().item() - 1.0) ** 2)
+
+
+def test_multi_positive_info_nce_hand_checked():
+    """One query twice with two relevant documents: each row's targets are both positives, half each."""
+    q = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    pos = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    neg = torch.tensor([[-1.0, 0.0], [-1.0, 0.0]])
+    t = 1.0
+    known = torch.tensor([[False, True, False, False], [True, False, False, False]])
+    got = losses.multi_positive_info_nce_loss(q, pos, neg, temperature=t, known_positive=known)
+    # both rows see cosines (1, 0, -1, -1); the targets are candidates 0 and 1, weight 1/2 each
+    z = math.e + 1 + 2 * math.exp(-1)
+    row = -(math.log(math.e / z) + math.log(1 / z)) / 2
+    assert got.item() == pytest.approx(row, rel=1e-5)
+    # InfoNCE masks the other positive instead: a different (smaller) loss
+    assert losses.info_nce_loss(q, pos, neg, temperature=t, known_positive=known).item() != pytest.approx(got.item())
+
+
+def test_multi_positive_info_nce_equals_info_nce_without_other_positives():
+    torch.manual_seed(0)
+    q, p, n = torch.randn(4, 8), torch.randn(4, 8), torch.randn(4, 2, 8)
+    ids, nids = torch.tensor([1, 2, 3, 4]), torch.tensor([[5, 6], [7, 8], [9, 10], [11, 12]])
+    a = losses.multi_positive_info_nce_loss(q, p, n, temperature=0.1, pos_ids=ids, neg_ids=nids)
+    b = losses.info_nce_loss(q, p, n, temperature=0.1, pos_ids=ids, neg_ids=nids)
+    assert a.item() == pytest.approx(b.item(), rel=1e-6)
+
+
+def test_multi_positive_info_nce_pulls_the_other_positive():
+    """InfoNCE gives a masked positive no gradient; the multi-positive loss pulls it towards the query."""
+    q = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    neg = torch.tensor([[-1.0, 0.2], [-1.0, -0.2]])
+    known = torch.tensor([[False, True, False, False], [True, False, False, False]])
+    grads = {}
+    for name, fn in [("masked", losses.info_nce_loss), ("multi", losses.multi_positive_info_nce_loss)]:
+        pos = torch.tensor([[1.0, 0.0], [0.6, 0.8]], requires_grad=True)
+        # only row 0's loss: candidate 1 (row 1's positive) is row 0's other judged positive
+        fn(q[:1], pos, neg, temperature=1.0, known_positive=known[:1]).backward()
+        grads[name] = pos.grad[1]
+    assert grads["masked"].abs().sum() == 0
+    # descending the loss moves document 1 towards the query direction (1, 0): its cosine to q rises
+    step = torch.tensor([0.6, 0.8]) - 0.1 * grads["multi"]
+    assert torch.nn.functional.cosine_similarity(step, q[0], dim=0) > 0.6

@@ -80,6 +80,27 @@ def test_resume_continues_after_last_epoch(tmp_path, minilm_dir):
     assert len(res.history) == 2
 
 
+def test_resume_across_a_config_field_added_since(tmp_path, minilm_dir):
+    """A run saved before a config field existed resumes (the field counts at its default); a key this version
+    does not know starts over."""
+    pairs = write_pairs(tmp_path / "p.jsonl")
+    cfg = _cfg(tmp_path, minilm_dir, pairs, "optim.epochs=1")
+    train(cfg, show_progress_bar=False, log=lambda *_: None)
+    state = tmp_path / "run" / "train_state" / "state.json"
+    meta = json.loads(state.read_text())
+    del meta["config"]["data"]["max_positives_per_query"]  # as written before the field was added
+    state.write_text(json.dumps(meta))
+    logs = []
+    train(cfg, show_progress_bar=False, log=logs.append)
+    assert any("resuming after epoch 1" in m for m in logs), logs
+    meta = json.loads(state.read_text())
+    meta["config"]["loss"]["from_a_newer_version"] = 1
+    state.write_text(json.dumps(meta))
+    logs.clear()
+    train(cfg, show_progress_bar=False, log=logs.append)
+    assert any("another config: starting over" in m for m in logs), logs
+
+
 def test_lr_schedule_per_batch_and_seed_bug():
     cfg = load_train_config(None, ["optim.lr=1e-3", "optim.warmup_steps=100", "optim.warmup_start_factor=0.1"])
     assert lr_at(0, 0, cfg) == pytest.approx(1e-4)
@@ -173,9 +194,12 @@ def test_inconsistent_train_state_starts_over(tmp_path, minilm_dir):
     assert any("interrupted while saving" in m for m in logs), logs
 
 
-def test_capped_positives_are_still_masked_never_negatives(tmp_path, minilm_dir, monkeypatch):
+@pytest.mark.parametrize("contrastive, fn", [("infonce", "info_nce_loss"),
+                                             ("multi_positive_infonce", "multi_positive_info_nce_loss")])
+def test_capped_positives_are_still_masked_never_negatives(tmp_path, minilm_dir, monkeypatch, contrastive, fn):
     """``data.max_positives_per_query=1``: q1 trains on one of its three positives, and the two dropped ones are
-    masked as known positives in every batch (mining also skips them), never used as its negatives."""
+    marked as known positives in every batch (mining also skips them), never used as its negatives. The configured
+    InfoNCE variant is the one called, and it gets that mask."""
     from train import loop
 
     folder = write_beir(tmp_path / "toy", split="train")
@@ -185,15 +209,16 @@ def test_capped_positives_are_still_masked_never_negatives(tmp_path, minilm_dir,
     (folder / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\nq2\t8\t2\n")
     pool = list(DOCS)
     calls = []
-    real = loop.losses.info_nce_loss
+    real = getattr(loop.losses, fn)
 
     def spy(*args, pos_ids, neg_ids, known_positive, **kw):
         calls.append((pos_ids.numpy(), neg_ids.numpy(), known_positive.numpy()))
         return real(*args, pos_ids=pos_ids, neg_ids=neg_ids, known_positive=known_positive, **kw)
 
-    monkeypatch.setattr(loop.losses, "info_nce_loss", spy)
+    monkeypatch.setattr(loop.losses, fn, spy)
     code = _train_toy_beir(folder, tmp_path / "out", minilm_dir, "optim.epochs=2", "optim.batch_size=4",
-                           "data.dev_split=dev", "data.max_positives_per_query=1", "data.negatives_per_pair=2")
+                           "data.dev_split=dev", "data.max_positives_per_query=1", "data.negatives_per_pair=2",
+                           f"loss.contrastive={contrastive}")
     assert code == 0
     assert load_checkpoint(tmp_path / "out" / "checkpoint").training["num_train_pairs"] == 4  # q1 capped 3 → 1
     owner = {pool.index(d): q for q, ds in qrels.items() for d in ds if q != "q1"}

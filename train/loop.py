@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from jepa_rag import losses
 from jepa_rag.base_model import sha256_file
 from jepa_rag.checkpoint import Checkpoint, save_checkpoint
-from jepa_rag.config import CORPUS_SOURCES, TrainConfig, to_dict
+from jepa_rag.config import CORPUS_SOURCES, TrainConfig, from_dict, to_dict
 from jepa_rag.data import (
     Pairs,
     beir_folder,
@@ -37,7 +37,7 @@ from jepa_rag.data import (
     pairs_from_corpus_titles,
 )
 from jepa_rag.encoder import JEPAEncoder
-from jepa_rag.errors import DataFormatError
+from jepa_rag.errors import ConfigError, DataFormatError
 from jepa_rag.metrics import evaluate_run, exact_search
 from jepa_rag.precomputed import import_beir_embeddings, import_msmarco_embeddings
 
@@ -129,6 +129,16 @@ def _state_ok(path: Path) -> bool:
         meta = json.loads((path / "state.json").read_text())
         return meta.get("tensors_sha256") == sha256_file(path / "state.safetensors")
     except (OSError, ValueError):
+        return False
+
+
+def _same_config(saved: dict | None, cfg: TrainConfig) -> bool:
+    """Whether a saved run was trained with ``cfg``. A field added to the config since the run was saved counts at
+    its default, so upgrading jepa-rag neither restarts an interrupted run nor retrains a finished one; a key this
+    version does not know (a newer jepa-rag's) means another config."""
+    try:
+        return to_dict(from_dict(TrainConfig, saved)) == to_dict(cfg)
+    except ConfigError:
         return False
 
 
@@ -225,7 +235,7 @@ def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = T
         log("train_state is incomplete (interrupted while saving): starting over")
     elif resume and (state_dir / "state.json").is_file():
         meta = _load_state(state_dir, enc, opt)
-        if meta.get("config") == to_dict(cfg):
+        if _same_config(meta.get("config"), cfg):
             start_epoch, step, best, history = meta["epoch"], meta["step"], meta["best"], meta["history"]
             log(f"resuming after epoch {start_epoch}")
         else:
@@ -273,7 +283,9 @@ def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = T
                     keys = row_q[idx][:, None] * len(pool_ids) + cands[None, :]
                     at = np.minimum(np.searchsorted(judged, keys), len(judged) - 1)  # judged is sorted: no re-sort
                     known = judged[at] == keys
-                    terms["contrastive"] = losses.info_nce_loss(
+                    info_nce = (losses.multi_positive_info_nce_loss if L.contrastive == "multi_positive_infonce"
+                                else losses.info_nce_loss)
+                    terms["contrastive"] = info_nce(
                         q_ret, z_p, z_n, temperature=L.temperature,
                         pos_ids=torch.as_tensor(pos_idx[idx]), neg_ids=torch.as_tensor(neg_idx[idx]),
                         known_positive=torch.as_tensor(known))

@@ -35,6 +35,26 @@ def info_nce_loss(
             documents in one batch, or another row's hard negative that query i's judgments call relevant).
             Masked like duplicates; the diagonal is always kept.
     """
+    logits, others = candidate_logits(q, pos, neg, temperature=temperature, pos_ids=pos_ids, neg_ids=neg_ids,
+                                      known_positive=known_positive)
+    if others.any():
+        logits = logits.masked_fill(others, float("-inf"))
+    return F.cross_entropy(logits, torch.arange(q.shape[0], device=q.device))
+
+
+def candidate_logits(
+    q: torch.Tensor,
+    pos: torch.Tensor,
+    neg: torch.Tensor | None = None,
+    *,
+    temperature: float,
+    pos_ids: torch.Tensor | None = None,
+    neg_ids: torch.Tensor | None = None,
+    known_positive: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(B, C)`` cosine logits ``s(q_i, c)/τ`` over the candidates (the B positives, then the hard negatives), and
+    the ``(B, C)`` mask of candidates that are *other* positives of query i (same document id as its positive, or
+    marked in ``known_positive``); the diagonal is never in the mask. Shared by the InfoNCE variants."""
     q = F.normalize(q, dim=-1)
     cands = [F.normalize(pos, dim=-1)]
     cand_ids = [pos_ids] if pos_ids is not None else None
@@ -47,17 +67,13 @@ def info_nce_loss(
             cand_ids.append(neg_ids.reshape(-1))
     c = torch.cat(cands, dim=0)
     logits = q @ c.T / temperature
-    batch = q.shape[0]
-    target = torch.arange(batch, device=q.device)
-    masked = torch.zeros_like(logits, dtype=torch.bool)
+    diag = torch.arange(q.shape[0], device=q.device)
+    others = torch.zeros_like(logits, dtype=torch.bool)
     if cand_ids is not None:
-        ids = torch.cat(cand_ids)
-        masked |= pos_ids.unsqueeze(1) == ids.unsqueeze(0)
+        others |= pos_ids.unsqueeze(1) == torch.cat(cand_ids).unsqueeze(0)
     if known_positive is not None:
         if known_positive.shape != logits.shape:
             raise ValueError(f"known_positive has shape {tuple(known_positive.shape)}, expected {tuple(logits.shape)}")
-        masked |= known_positive.to(torch.bool)
-    masked[target, target] = False  # keep each query's own positive
-    if masked.any():
-        logits = logits.masked_fill(masked, float("-inf"))
-    return F.cross_entropy(logits, target)
+        others |= known_positive.to(torch.bool)
+    others[diag, diag] = False  # each query's own positive is the target, not an "other" one
+    return logits, others
