@@ -56,6 +56,9 @@ CANDIDATES = {
                "projection_route": ["model.query_route=projection"],
                # every judged document of the batch a target of the query, not only masked (multi-positive InfoNCE)
                "multipos": ["loss.contrastive=multi_positive_infonce"],
+               "multipos_cap32": ["loss.contrastive=multi_positive_infonce", "data.max_positives_per_query=32"],
+               "temp0.03": ["loss.temperature=0.03"],
+               "hidden4x": ["model.projection.hidden_mult=4", "model.predictor.hidden_mult=4"],
            }.items()},
         "lr5e-5_cap8_20ep": [*NFCORPUS_BASE, "optim.epochs=20", "optim.lr=5e-5", "data.max_positives_per_query=8"],
     },
@@ -95,7 +98,8 @@ def ablate(ds: str, chosen: str, seeds: list[int], runs: Path, log=print) -> dic
 
 
 def command(ds: str, seed: int, overrides: list[str]) -> str:
-    extra = "".join(f" --set {o}" for o in [*DEV[ds], *overrides])
+    last = {o.split("=", 1)[0]: o for o in [*DEV[ds], *overrides]}  # a key set twice: the later value wins, as in training
+    extra = "".join(f" --set {o}" for o in last.values())
     return f"python -m train --config train/configs/indomain.yaml --beir {ds} --split train --set seed={seed}{extra}"
 
 
@@ -191,6 +195,12 @@ def write_report(res: dict, out_dir: Path) -> None:
         else:
             lines.append(f"- {ds}: above vanilla ({a:.4f} vs {e['vanilla']:.4f}, p = {p:.2g}) but below the target "
                          f"{e['target']}.")
+        ranked = sorted(e.get("candidates", {}).items(), key=lambda kv: -kv[1]["dev_ndcg@10"])
+        if len(ranked) > 1:
+            (best, b), (second, r) = ranked[:2]
+            lines.append(f"  - {ds}: `{best}` was chosen over the runner-up `{second}` by "
+                         f"{b['dev_ndcg@10'] - r['dev_ndcg@10']:.4f} dev NDCG@10 (one seed each); a margin that "
+                         "small is a tie, not evidence that the chosen recipe is the better one.")
         for name, c in e.get("candidates", {}).items():
             if c["dev_ndcg@10"] < c["dev_at_init"]:
                 lines.append(f"  - {ds} `{name}` made dev worse than the untrained heads at every epoch "
