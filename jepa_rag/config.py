@@ -104,6 +104,10 @@ class DataConfig:
     # source=beir only: take the dev set from this split's judgments (e.g. NFCorpus' ``dev``) instead of carving
     # dev_fraction of the training queries out; all of ``split`` is then trained on
     dev_split: str | None = None
+    # any source: select on the judgments of other BEIR folders instead, ``folder:split[,folder:split…]`` (e.g.
+    # ``scifact:train,nfcorpus:dev``); each retrieves from its own corpus and the dev metric is the mean over them.
+    # For training on one kind of data (MS MARCO, your unlabelled corpus) and choosing on a few labelled queries.
+    dev_beir: str | None = None
     max_pairs: int | None = None
     # keep at most this many training pairs per query (drawn with the seed); the dropped positives stay masked
     max_positives_per_query: int | None = None
@@ -196,6 +200,14 @@ class TrainConfig:
         if self.data.dev_split is not None and self.data.dev_split == self.data.split:
             raise ConfigError(f"data.dev_split must differ from data.split ({self.data.split!r}): selecting on the "
                               "training judgments is not a dev split")
+        if self.data.dev_beir is not None:
+            if self.data.dev_split is not None:
+                raise ConfigError("set data.dev_split or data.dev_beir, not both")
+            for entry in self.data.dev_beir.split(","):
+                folder, _, split = entry.strip().rpartition(":")
+                if not folder or not split:
+                    raise ConfigError(f"data.dev_beir: {entry.strip()!r} is not 'folder:split' "
+                                      "(e.g. 'scifact:train,nfcorpus:dev')")
         if self.data.mining_rank_end <= self.data.mining_rank_start:
             raise ConfigError("data.mining_rank_end must be greater than data.mining_rank_start")
 

@@ -101,6 +101,36 @@ def test_resume_across_a_config_field_added_since(tmp_path, minilm_dir):
     assert any("another config: starting over" in m for m in logs), logs
 
 
+def test_dev_beir_selects_on_other_folders_judgments(tmp_path, minilm_dir):
+    """Train on pairs, choose the epoch on two BEIR folders' judgments: nothing is carved out of the pairs, each set
+    retrieves from its own corpus, and the dev metric is their mean (recomputed here from the saved per-set ones)."""
+    pairs = write_pairs(tmp_path / "p.jsonl", n=40)
+    a = write_beir(tmp_path / "toy_a", split="dev")
+    b = write_beir(tmp_path / "toy_b", split="train")
+    (b / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\nq1\t8\t1\nq2\t007\t1\n")
+    res = train(_cfg(tmp_path, minilm_dir, pairs, f"data.dev_beir={a}:dev,{b}:train"), show_progress_bar=False,
+                log=lambda *_: None)
+    ck = load_checkpoint(res.checkpoint)
+    assert ck.training["num_train_pairs"] == 40 and ck.training["dev_split"] == f"{a}:dev,{b}:train"
+    sets = ck.metrics["dev_sets"]
+    assert list(sets) == ["toy_a:dev", "toy_b:train"] and sets["toy_a:dev"] != sets["toy_b:train"]
+    for k in ("ndcg@10", "mrr@10"):
+        assert ck.metrics["dev"][k] == pytest.approx((sets["toy_a:dev"][k] + sets["toy_b:train"][k]) / 2)
+        init = ck.metrics["dev_sets_at_init"]
+        assert ck.metrics["dev_at_init"][k] == pytest.approx((init["toy_a:dev"][k] + init["toy_b:train"][k]) / 2)
+    assert all("dev_sets" in h for h in ck.training["history"])
+
+
+@pytest.mark.parametrize("value, message", [("scifact", "is not 'folder:split'"), ("scifact:train,:dev", "is not"),
+                                            ("scifact:train", "not both")])
+def test_dev_beir_refusals(tmp_path, minilm_dir, value, message):
+    from jepa_rag import ConfigError
+
+    extra = ["data.dev_split=dev", "data.source=beir"] if message == "not both" else []
+    with pytest.raises(ConfigError, match=message):
+        _cfg(tmp_path, minilm_dir, tmp_path / "p.jsonl", f"data.dev_beir={value}", *extra).validate()
+
+
 def test_lr_schedule_per_batch_and_seed_bug():
     cfg = load_train_config(None, ["optim.lr=1e-3", "optim.warmup_steps=100", "optim.warmup_start_factor=0.1"])
     assert lr_at(0, 0, cfg) == pytest.approx(1e-4)

@@ -89,14 +89,48 @@ def load_training_pairs(cfg: TrainConfig) -> Pairs:
     return pairs_from_beir(beir_folder(d.path), d.split)
 
 
-def _dev_eval(enc: JEPAEncoder, xq: np.ndarray, qids: list[str], pool: np.ndarray, pool_ids: list[str],
-              qrels: dict) -> dict:
+@dataclass
+class DevSet:
+    """Dev queries, their judgments and the documents they retrieve from, as frozen base vectors."""
+    name: str
+    x_q: np.ndarray
+    qids: list[str]
+    x_pool: np.ndarray
+    pool_ids: list[str]
+    qrels: dict[str, dict[str, int]]
+
+    @property
+    def num_pairs(self) -> int:
+        return sum(len(r) for r in self.qrels.values())
+
+
+def _beir_dev_set(base: JEPAEncoder, folder: str, split: str, embeddings: str | None, show: bool) -> DevSet:
+    """A BEIR folder's ``split`` judgments (grade > 0) over its own corpus."""
+    path = beir_folder(folder)
+    import_beir_embeddings(base, path, embeddings)
+    ds = load_beir(path, split)
+    qrels = {q: {d: g for d, g in rel.items() if g > 0 and d in ds.corpus} for q, rel in ds.qrels.items()}
+    qrels = {q: rel for q, rel in qrels.items() if rel}
+    if not qrels:
+        raise DataFormatError(f"{ds.path}: split {split!r} judges no document of the corpus relevant")
+    pool_ids, texts = ds.corpus_texts()
+    qids = list(qrels)
+    return DevSet(f"{path.name}:{split}", base.embed_base([ds.queries[q] for q in qids], show_progress_bar=show), qids,
+                  base.embed_base(texts, show_progress_bar=show), pool_ids, qrels)
+
+
+def _dev_eval(enc: JEPAEncoder, devs: list[DevSet]) -> tuple[dict, dict]:
+    """Metrics averaged over the dev sets (each retrieving from its own documents), and each set's own."""
     for h in enc.heads():
         h.eval()
-    q = enc.apply_heads(xq, "query")
-    d = enc.apply_heads(pool, "document")
-    run = exact_search(q, qids, d, pool_ids, scoring=enc.scoring, top_k=100)
-    return evaluate_run(qrels, run, ignore_identical_ids=False)["metrics"]
+    per_set = {}
+    for dev in devs:
+        q = enc.apply_heads(dev.x_q, "query")
+        d = enc.apply_heads(dev.x_pool, "document")
+        run = exact_search(q, dev.qids, d, dev.pool_ids, scoring=enc.scoring, top_k=100)
+        per_set[dev.name] = evaluate_run(dev.qrels, run, ignore_identical_ids=False)["metrics"]
+    mean = {k: float(np.mean([m[k] for m in per_set.values()])) for k in next(iter(per_set.values()))}
+    return mean, per_set
 
 
 def _save_state(path: Path, enc: JEPAEncoder, opt: torch.optim.Optimizer, meta: dict) -> None:
@@ -177,32 +211,30 @@ def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = T
             import_beir_embeddings(base, folder, embeddings)
     if cfg.data.max_pairs:
         pairs = pairs.subset(range(min(cfg.data.max_pairs, len(pairs))))
-    if cfg.data.dev_split:  # the data set's own dev judgments (graded), e.g. NFCorpus' qrels/dev.tsv
-        dev_ds = load_beir(beir_folder(cfg.data.path), cfg.data.dev_split)
+    if cfg.data.dev_beir or cfg.data.dev_split:  # dev judgments of BEIR folders: all of ``pairs`` is trained on
         train_pairs = pairs
-        dev_qrels = {q: {d: g for d, g in rel.items() if g > 0 and d in pairs.pool} for q, rel in dev_ds.qrels.items()}
-        dev_qrels = {q: rel for q, rel in dev_qrels.items() if rel}
-        if not dev_qrels:
-            raise DataFormatError(f"{dev_ds.path}: split {cfg.data.dev_split!r} judges no document of the corpus relevant")
-        dev_text = {q: dev_ds.queries[q] for q in dev_qrels}
-        n_dev = sum(len(r) for r in dev_qrels.values())
+        entries = ([e.strip().rpartition(":")[::2] for e in cfg.data.dev_beir.split(",")] if cfg.data.dev_beir
+                   else [(cfg.data.path, cfg.data.dev_split)])  # e.g. NFCorpus' own qrels/dev.tsv
+        devs = [_beir_dev_set(base, folder, split, embeddings, show_progress_bar) for folder, split in entries]
     else:
         train_pairs, dev_pairs = dev_split(pairs, cfg.data.dev_fraction)
         dev_text = dict(zip(dev_pairs.query_ids, dev_pairs.queries))
-        dev_qrels = {}
+        dev_qrels: dict[str, dict[str, int]] = {}
         for q, d in zip(dev_pairs.query_ids, dev_pairs.doc_ids):
             dev_qrels.setdefault(q, {})[d] = 1
-        n_dev = len(dev_pairs)
+        devs = [DevSet("held-out pairs", base.embed_base(list(dev_text.values()), show_progress_bar=show_progress_bar),
+                       list(dev_text), np.empty((0, 0)), [], dev_qrels)]  # pool: the training documents, set below
     if cfg.data.max_positives_per_query:  # after the dev split: dev keeps all its judgments
         train_pairs = cap_positives(train_pairs, cfg.data.max_positives_per_query, seed=cfg.seed)
     pool_ids = list(pairs.pool)
     pool_index = {d: i for i, d in enumerate(pool_ids)}
-    log(f"data: {pairs.source}: {len(train_pairs)} train / {n_dev} dev pairs"
-        f"{f' (dev = split {cfg.data.dev_split!r})' if cfg.data.dev_split else ''}, {len(pool_ids)} documents")
+    n_dev = sum(dev.num_pairs for dev in devs)
+    log(f"data: {pairs.source}: {len(train_pairs)} train / {n_dev} dev pairs (dev: {', '.join(d.name for d in devs)}), "
+        f"{len(pool_ids)} documents")
     x_pool = base.embed_base([pairs.pool[d] for d in pool_ids], show_progress_bar=show_progress_bar)
     x_q_train = base.embed_base(train_pairs.queries, show_progress_bar=show_progress_bar)
-    dev_qids = list(dev_text)
-    x_q_dev = base.embed_base([dev_text[q] for q in dev_qids], show_progress_bar=show_progress_bar)
+    if not cfg.data.dev_beir and not cfg.data.dev_split:
+        devs[0].x_pool, devs[0].pool_ids = x_pool, pool_ids
 
     # ---- hard negatives from the frozen base (never the query's own positives)
     positives_of: dict[str, set[int]] = {}
@@ -224,7 +256,7 @@ def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = T
     enc = JEPAEncoder(cfg.model, base.fingerprint, base.base_folder, device=cfg.device, use_cache=False)
     params = [p for h in enc.heads() for p in h.parameters()]
     opt = torch.optim.AdamW(params, lr=lr_at(0, 0, cfg), weight_decay=cfg.optim.weight_decay)
-    dev_at_init = _dev_eval(enc, x_q_dev, dev_qids, x_pool, pool_ids, dev_qrels)
+    dev_at_init, dev_sets_at_init = _dev_eval(enc, devs)
     log("dev at init: " + "  ".join(f"{k} {v:.4f}" for k, v in dev_at_init.items()))
 
     state_dir = out_dir / "train_state"
@@ -317,9 +349,11 @@ def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = T
             if step % 20 == 0:
                 bar.set_postfix({k: f"{v / (start // bs + 1):.4g}" for k, v in sums.items()})
         nb = max(1, len(batches))
-        dev = _dev_eval(enc, x_q_dev, dev_qids, x_pool, pool_ids, dev_qrels)
+        dev, dev_sets = _dev_eval(enc, devs)
         record = {"epoch": epoch + 1, "step": step, "lr": lr_at(step, epoch, cfg),
                   "train": {k: v / nb for k, v in sums.items()}, "dev": dev}
+        if len(devs) > 1:
+            record["dev_sets"] = dev_sets
         history.append(record)
         log(f"epoch {epoch + 1}: " + "  ".join(f"{k} {v:.4g}" for k, v in record["train"].items())
             + " | dev " + "  ".join(f"{k} {v:.4f}" for k, v in dev.items()))
@@ -336,12 +370,16 @@ def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = T
         config=cfg.model, fingerprint=base.fingerprint, state_dict=enc.head_state_dict(),
         training={"config": to_dict(cfg), "data_source": pairs.source, "data_sha256": pairs.content_hash(),
                   "num_train_pairs": len(train_pairs), "num_dev_pairs": n_dev, "seed": cfg.seed,
-                  "dev_split": cfg.data.dev_split or f"{cfg.data.dev_fraction:.0%} of the training queries",
+                  "dev_split": (cfg.data.dev_split or cfg.data.dev_beir
+                                or f"{cfg.data.dev_fraction:.0%} of the training queries"),
                   "selected_epoch": best["epoch"], "selection": f"{cfg.select} on dev {cfg.dev_metric}",
                   "history": history},
         metrics={"dev_at_init": dev_at_init,
                  "dev": history[best["epoch"] - 1]["dev"] if history and best["epoch"] > 0 else dev_at_init},
     )
+    if len(devs) > 1:  # each dev set's own numbers, next to their mean
+        ckpt.metrics["dev_sets_at_init"] = dev_sets_at_init
+        ckpt.metrics["dev_sets"] = history[best["epoch"] - 1]["dev_sets"] if best["epoch"] > 0 else dev_sets_at_init
     if best["epoch"] == 0:
         log(f"no epoch beat the untrained heads on dev {cfg.dev_metric} ({best['score']:.4f}): the checkpoint keeps "
             "them (identity: retrieval equals the base model's)")
