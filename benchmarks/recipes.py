@@ -6,7 +6,8 @@
 
 Selection uses only dev data: SciFact's *train* judgments (never trained on by these recipes) and NFCorpus's
 ``dev`` judgments; the candidate with the best mean dev NDCG@10 (averaged over both sets and all seeds) wins.
-The test splits are reported for every candidate but never used to choose.
+The test splits are reported for every candidate but never used to choose. Re-running reuses finished runs whose
+config is unchanged (delete ``runs/recipes`` to retrain).
 """
 
 from __future__ import annotations
@@ -71,9 +72,10 @@ EPOCHS_ON_DEV = {
 CANDIDATES.update(EPOCHS_ON_DEV)
 
 
-def choose(candidates: dict) -> str:
+def choose(candidates: dict) -> str | None:
     """The candidate with the best mean dev NDCG@10, among those whose dev numbers chose nothing else."""
-    return max((n for n in candidates if n not in EPOCHS_ON_DEV), key=lambda n: candidates[n]["dev_score"])
+    eligible = [n for n in candidates if n not in EPOCHS_ON_DEV]
+    return max(eligible, key=lambda n: candidates[n]["dev_score"]) if eligible else None
 
 
 def run(seeds: list[int], candidates: list[str], runs: Path, log=print) -> dict:
@@ -89,7 +91,8 @@ def run(seeds: list[int], candidates: list[str], runs: Path, log=print) -> dict:
         for seed in seeds:
             cfg = load_train_config(str(CONFIGS / file), [*overrides, f"seed={seed}", f"name={name}",
                                                           f"output_dir={runs}/{name}/seed{seed}"])
-            res = train(cfg, resume=False, show_progress_bar=False, log=lambda *_: None)
+            # a finished run with the same config is reused (its checkpoint rewritten); delete --runs to retrain
+            res = train(cfg, resume=True, show_progress_bar=False, log=lambda *_: None)
             ckpts.append(str(res.checkpoint))
             epochs.append(res.best_epoch)
             enc = JEPAEncoder.from_pretrained(res.checkpoint)
@@ -165,9 +168,16 @@ def write_report(res: dict, out_dir: Path) -> None:
             extra = " ".join(o for o in e["overrides"] if o not in _ON_BEIR_DEV)
             lines.append(row(n, e).replace(f"| {n}", f"| {n} | `{extra or '—'}`", 1)
                          + f" {e.get('epochs', '—')} |")
-    lines += ["", f"Chosen on dev: **{res['chosen']}** (config `train/configs/{res['candidates'][res['chosen']]['config']}`"
-              f" {' '.join('--set ' + o for o in res['candidates'][res['chosen']]['overrides'])}); the shipped "
-              "checkpoint is its seed-0 run.", ""]
+        test_keys = ["scifact/test", "nfcorpus/test"]
+        vdev, vtest = (np.mean([v[k]["ndcg@10"] for k in ks]) for ks in (keys[:2], test_keys))
+        lines += ["", "Mean over both sets and seeds, against vanilla (dev {:.4f}, test {:.4f}):".format(vdev, vtest), ""]
+        for n, e in on_dev.items():
+            test = np.mean([np.mean(e[k]["ndcg@10"]) for k in test_keys])
+            lines.append(f"- {n}: dev {e['dev_score'] - vdev:+.4f}, test {test - vtest:+.4f}")
+    if res["chosen"]:
+        lines += ["", f"Chosen on dev: **{res['chosen']}** (config `train/configs/{res['candidates'][res['chosen']]['config']}`"
+                  f" {' '.join('--set ' + o for o in res['candidates'][res['chosen']]['overrides'])}); the shipped "
+                  "checkpoint is its seed-0 run.", ""]
     (out_dir / "recipes.md").write_text("\n".join(lines))
     try:
         import matplotlib
@@ -254,7 +264,7 @@ def write_model_card(res: dict, dest: Path) -> None:
     verdict = (f"On the BEIR test sets it is {'significantly different from' if test_sig else 'statistically indistinguishable from'} "
                f"vanilla MPNet ({', '.join(test_sig) if test_sig else 'p ≥ 0.05 on both'}); average NDCG@10 {avg:.4f} vs "
                f"vanilla {vavg:.4f} ({avg - vavg:+.4f}).")
-    ranked = sorted(res["candidates"], key=lambda n: -res["candidates"][n]["dev_score"])
+    ranked = sorted((n for n in res["candidates"] if n not in EPOCHS_ON_DEV), key=lambda n: -res["candidates"][n]["dev_score"])
     runner = ranked[1] if len(ranked) > 1 else None
     margin = e["dev_score"] - res["candidates"][runner]["dev_score"] if runner else None
     dev_sd = float(np.mean([np.std(e[k]["ndcg@10"], ddof=1) if len(e[k]["ndcg@10"]) > 1 else 0.0 for k in DEV_KEYS]))
