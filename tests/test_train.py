@@ -34,6 +34,8 @@ def test_train_writes_a_loadable_checkpoint(tmp_path, minilm_dir):
     enc = JEPAEncoder.from_pretrained(res.checkpoint, base_model=str(minilm_dir))
     assert enc.encode_queries(["tell me about cats"]).shape == (1, 384)
     assert any("dev at init" in line for line in logs)
+    init, best = ck.metrics["dev_at_init"]["ndcg@10"], ck.metrics["dev"]["ndcg@10"]
+    assert f"dev ndcg@10: untrained heads (= the base model) {init:.4f} → {best:.4f} ({best - init:+.4f})" in logs[-1]
 
 
 def test_heads_actually_move(tmp_path, minilm_dir):

@@ -385,5 +385,8 @@ def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = T
             "them (identity: retrieval equals the base model's)")
     path = save_checkpoint(ckpt, out_dir / "checkpoint")
     secs = time.time() - t0
-    log(f"checkpoint (epoch {best['epoch']}) → {path}  [{secs:.1f}s]")
+    m, chosen = cfg.dev_metric, ckpt.metrics["dev"][cfg.dev_metric]
+    identity = cfg.model.projection.residual and (cfg.model.predictor is None or cfg.model.predictor.residual)
+    log(f"checkpoint (epoch {best['epoch']}) → {path}  [{secs:.1f}s]; dev {m}: untrained heads"
+        f"{' (= the base model)' if identity else ''} {dev_at_init[m]:.4f} → {chosen:.4f} ({chosen - dev_at_init[m]:+.4f})")
     return TrainResult(path, best["epoch"], history, secs)
