@@ -211,6 +211,10 @@ def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = T
             import_beir_embeddings(base, folder, embeddings)
     if cfg.data.max_pairs:
         pairs = pairs.subset(range(min(cfg.data.max_pairs, len(pairs))))
+    pool_ids = list(pairs.pool)
+    pool_index = {d: i for i, d in enumerate(pool_ids)}
+    log(f"data: {pairs.source}: {len(pairs)} pairs, {len(pool_ids)} documents")
+    x_pool = base.embed_base([pairs.pool[d] for d in pool_ids], show_progress_bar=show_progress_bar)
     if cfg.data.dev_beir or cfg.data.dev_split:  # dev judgments of BEIR folders: all of ``pairs`` is trained on
         train_pairs = pairs
         entries = ([e.strip().rpartition(":")[::2] for e in cfg.data.dev_beir.split(",")] if cfg.data.dev_beir
@@ -223,18 +227,12 @@ def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = T
         for q, d in zip(dev_pairs.query_ids, dev_pairs.doc_ids):
             dev_qrels.setdefault(q, {})[d] = 1
         devs = [DevSet("held-out pairs", base.embed_base(list(dev_text.values()), show_progress_bar=show_progress_bar),
-                       list(dev_text), np.empty((0, 0)), [], dev_qrels)]  # pool: the training documents, set below
+                       list(dev_text), x_pool, pool_ids, dev_qrels)]  # retrieving from the training documents
     if cfg.data.max_positives_per_query:  # after the dev split: dev keeps all its judgments
         train_pairs = cap_positives(train_pairs, cfg.data.max_positives_per_query, seed=cfg.seed)
-    pool_ids = list(pairs.pool)
-    pool_index = {d: i for i, d in enumerate(pool_ids)}
     n_dev = sum(dev.num_pairs for dev in devs)
-    log(f"data: {pairs.source}: {len(train_pairs)} train / {n_dev} dev pairs (dev: {', '.join(d.name for d in devs)}), "
-        f"{len(pool_ids)} documents")
-    x_pool = base.embed_base([pairs.pool[d] for d in pool_ids], show_progress_bar=show_progress_bar)
+    log(f"{len(train_pairs)} train / {n_dev} dev pairs (dev: {', '.join(d.name for d in devs)})")
     x_q_train = base.embed_base(train_pairs.queries, show_progress_bar=show_progress_bar)
-    if not cfg.data.dev_beir and not cfg.data.dev_split:
-        devs[0].x_pool, devs[0].pool_ids = x_pool, pool_ids
 
     # ---- hard negatives from the frozen base (never the query's own positives)
     positives_of: dict[str, set[int]] = {}
