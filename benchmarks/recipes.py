@@ -33,6 +33,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 DEV = {"scifact": "train", "nfcorpus": "dev"}
 TEST = {"scifact": "test", "nfcorpus": "test"}
 DEV_KEYS = [f"{ds}/{sp}" for ds, sp in DEV.items()]
+TEST_KEYS = [f"{ds}/{sp}" for ds, sp in TEST.items()]
 CANDIDATES = {
     "msmarco_infonce": ("msmarco_infonce.yaml", []),
     "msmarco_infonce_projection_route": ("msmarco_infonce.yaml", ["model.query_route=projection"]),
@@ -72,10 +73,18 @@ EPOCHS_ON_DEV = {
 CANDIDATES.update(EPOCHS_ON_DEV)
 
 
+def ranked(candidates: dict) -> list[str]:
+    """Candidates whose dev numbers chose nothing else, best mean dev NDCG@10 first."""
+    return sorted((n for n in candidates if n not in EPOCHS_ON_DEV), key=lambda n: -candidates[n]["dev_score"])
+
+
 def choose(candidates: dict) -> str | None:
-    """The candidate with the best mean dev NDCG@10, among those whose dev numbers chose nothing else."""
-    eligible = [n for n in candidates if n not in EPOCHS_ON_DEV]
-    return max(eligible, key=lambda n: candidates[n]["dev_score"]) if eligible else None
+    return next(iter(ranked(candidates)), None)
+
+
+def mean_test_ndcg(entry: dict) -> float:
+    """Mean test NDCG@10 over both sets and all seeds."""
+    return float(np.mean([np.mean(entry[k]["ndcg@10"]) for k in TEST_KEYS]))
 
 
 def run(seeds: list[int], candidates: list[str], runs: Path, log=print) -> dict:
@@ -168,12 +177,9 @@ def write_report(res: dict, out_dir: Path) -> None:
             extra = " ".join(o for o in e["overrides"] if o not in _ON_BEIR_DEV)
             lines.append(row(n, e).replace(f"| {n}", f"| {n} | `{extra or '—'}`", 1)
                          + f" {e.get('epochs', '—')} |")
-        test_keys = ["scifact/test", "nfcorpus/test"]
-        vdev, vtest = (np.mean([v[k]["ndcg@10"] for k in ks]) for ks in (keys[:2], test_keys))
+        vdev, vtest = (np.mean([v[k]["ndcg@10"] for k in ks]) for ks in (DEV_KEYS, TEST_KEYS))
         lines += ["", "Mean over both sets and seeds, against vanilla (dev {:.4f}, test {:.4f}):".format(vdev, vtest), ""]
-        for n, e in on_dev.items():
-            test = np.mean([np.mean(e[k]["ndcg@10"]) for k in test_keys])
-            lines.append(f"- {n}: dev {e['dev_score'] - vdev:+.4f}, test {test - vtest:+.4f}")
+        lines += [f"- {n}: dev {e['dev_score'] - vdev:+.4f}, test {mean_test_ndcg(e) - vtest:+.4f}" for n, e in on_dev.items()]
     if res["chosen"]:
         lines += ["", f"Chosen on dev: **{res['chosen']}** (config `train/configs/{res['candidates'][res['chosen']]['config']}`"
                   f" {' '.join('--set ' + o for o in res['candidates'][res['chosen']]['overrides'])}); the shipped "
@@ -258,25 +264,24 @@ def write_model_card(res: dict, dest: Path) -> None:
                 "SciFact (CC BY-NC 2.0) and NFCorpus (academic use only); no queries and no judgments were read")
     else:
         data = "6,980 MS MARCO passage query–positive pairs (non-commercial research use only)"
-    test_sig = [k for k in ("scifact/test", "nfcorpus/test") if e[k]["paired_vs_vanilla"]["p_ttest"] < 0.05]
-    avg = np.mean([np.mean(e[k]["ndcg@10"]) for k in ("scifact/test", "nfcorpus/test")])
-    vavg = np.mean([v[k]["ndcg@10"] for k in ("scifact/test", "nfcorpus/test")])
+    test_sig = [k for k in TEST_KEYS if e[k]["paired_vs_vanilla"]["p_ttest"] < 0.05]
+    avg = mean_test_ndcg(e)
+    vavg = np.mean([v[k]["ndcg@10"] for k in TEST_KEYS])
     verdict = (f"On the BEIR test sets it is {'significantly different from' if test_sig else 'statistically indistinguishable from'} "
                f"vanilla MPNet ({', '.join(test_sig) if test_sig else 'p ≥ 0.05 on both'}); average NDCG@10 {avg:.4f} vs "
                f"vanilla {vavg:.4f} ({avg - vavg:+.4f}).")
-    ranked = sorted((n for n in res["candidates"] if n not in EPOCHS_ON_DEV), key=lambda n: -res["candidates"][n]["dev_score"])
-    runner = ranked[1] if len(ranked) > 1 else None
+    order = ranked(res["candidates"])
+    runner = order[1] if len(order) > 1 else None
     margin = e["dev_score"] - res["candidates"][runner]["dev_score"] if runner else None
     dev_sd = float(np.mean([np.std(e[k]["ndcg@10"], ddof=1) if len(e[k]["ndcg@10"]) > 1 else 0.0 for k in DEV_KEYS]))
     tie_note = (f" The runner-up, `{runner}`, is {margin:.4f} behind on dev — less than the seed-to-seed std "
                 f"({dev_sd:.4f}), so the choice among the top candidates is a near tie; they score alike on test too."
                 if runner and margin < dev_sd else "")
-    tests = ("scifact/test", "nfcorpus/test")
     on_dev = {n: c for n, c in res["candidates"].items() if n in EPOCHS_ON_DEV}
     on_dev_note = "" if not on_dev else (
         "\n- Choosing the epoch on the BEIR dev sets themselves (reported, never shipped) moved mean test NDCG@10 against "
         "vanilla by "
-        + ", ".join(f"{np.mean([np.mean(c[k]['ndcg@10']) for k in tests]) - vavg:+.4f} (`{n}`)" for n, c in on_dev.items())
+        + ", ".join(f"{mean_test_ndcg(c) - vavg:+.4f} (`{n}`)" for n, c in on_dev.items())
         + " (`benchmarks/results/recipes.md`).")
     route_note = ("unused at retrieval (queries take the projection only)" if meta["model"]["query_route"] == "projection"
                   else "used for queries")

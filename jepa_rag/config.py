@@ -109,6 +109,12 @@ class DataConfig:
     # For training on one kind of data (MS MARCO, your unlabelled corpus) and choosing on a few labelled queries.
     dev_beir: str | None = None
     max_pairs: int | None = None
+
+    @property
+    def dev_beir_sets(self) -> list[tuple[str, str]]:
+        """``dev_beir`` as ``(folder, split)`` pairs (the split follows the last colon)."""
+        return [tuple(e.strip().rpartition(":")[::2]) for e in (self.dev_beir or "").split(",") if self.dev_beir]
+
     # keep at most this many training pairs per query (drawn with the seed); the dropped positives stay masked
     max_positives_per_query: int | None = None
     # hard negatives mined with the frozen base: one drawn per pair from ranks [start, end) excluding positives
@@ -203,11 +209,9 @@ class TrainConfig:
         if self.data.dev_beir is not None:
             if self.data.dev_split is not None:
                 raise ConfigError("set data.dev_split or data.dev_beir, not both")
-            for entry in self.data.dev_beir.split(","):
-                folder, _, split = entry.strip().rpartition(":")
-                if not folder or not split:
-                    raise ConfigError(f"data.dev_beir: {entry.strip()!r} is not 'folder:split' "
-                                      "(e.g. 'scifact:train,nfcorpus:dev')")
+            if not all(folder and split for folder, split in self.data.dev_beir_sets):
+                raise ConfigError(f"data.dev_beir: {self.data.dev_beir!r} is not 'folder:split' or a comma-separated "
+                                  "list of them (e.g. 'scifact:train,nfcorpus:dev')")
         if self.data.mining_rank_end <= self.data.mining_rank_start:
             raise ConfigError("data.mining_rank_end must be greater than data.mining_rank_start")
 

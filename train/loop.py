@@ -104,19 +104,24 @@ class DevSet:
         return sum(len(r) for r in self.qrels.values())
 
 
-def _beir_dev_set(base: JEPAEncoder, folder: str, split: str, embeddings: str | None, show: bool) -> DevSet:
-    """A BEIR folder's ``split`` judgments (grade > 0) over its own corpus."""
+def _beir_dev_set(base: JEPAEncoder, folder: str, split: str, embeddings: str | None, show: bool,
+                  pool: tuple[np.ndarray, list[str]] | None = None) -> DevSet:
+    """A BEIR folder's ``split`` judgments (grade > 0) over its own corpus, or over ``pool`` (vectors, ids) when that
+    corpus is already embedded as the training pool."""
     path = beir_folder(folder)
-    import_beir_embeddings(base, path, embeddings)
+    if pool is None:
+        import_beir_embeddings(base, path, embeddings)
     ds = load_beir(path, split)
     qrels = {q: {d: g for d, g in rel.items() if g > 0 and d in ds.corpus} for q, rel in ds.qrels.items()}
     qrels = {q: rel for q, rel in qrels.items() if rel}
     if not qrels:
         raise DataFormatError(f"{ds.path}: split {split!r} judges no document of the corpus relevant")
-    pool_ids, texts = ds.corpus_texts()
+    if pool is None:
+        pool_ids, texts = ds.corpus_texts()
+        pool = base.embed_base(texts, show_progress_bar=show), pool_ids
     qids = list(qrels)
     return DevSet(f"{path.name}:{split}", base.embed_base([ds.queries[q] for q in qids], show_progress_bar=show), qids,
-                  base.embed_base(texts, show_progress_bar=show), pool_ids, qrels)
+                  *pool, qrels)
 
 
 def _dev_eval(enc: JEPAEncoder, devs: list[DevSet]) -> tuple[dict, dict]:
@@ -215,11 +220,14 @@ def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = T
     pool_index = {d: i for i, d in enumerate(pool_ids)}
     log(f"data: {pairs.source}: {len(pairs)} pairs, {len(pool_ids)} documents")
     x_pool = base.embed_base([pairs.pool[d] for d in pool_ids], show_progress_bar=show_progress_bar)
-    if cfg.data.dev_beir or cfg.data.dev_split:  # dev judgments of BEIR folders: all of ``pairs`` is trained on
+    if cfg.data.dev_beir:  # other BEIR folders' judgments, each over its own corpus: all of ``pairs`` is trained on
         train_pairs = pairs
-        entries = ([e.strip().rpartition(":")[::2] for e in cfg.data.dev_beir.split(",")] if cfg.data.dev_beir
-                   else [(cfg.data.path, cfg.data.dev_split)])  # e.g. NFCorpus' own qrels/dev.tsv
-        devs = [_beir_dev_set(base, folder, split, embeddings, show_progress_bar) for folder, split in entries]
+        devs = [_beir_dev_set(base, folder, split, embeddings, show_progress_bar)
+                for folder, split in cfg.data.dev_beir_sets]
+    elif cfg.data.dev_split:  # the training folder's own dev judgments (e.g. NFCorpus' qrels/dev.tsv), same corpus
+        train_pairs = pairs
+        devs = [_beir_dev_set(base, cfg.data.path, cfg.data.dev_split, embeddings, show_progress_bar,
+                              pool=(x_pool, pool_ids))]
     else:
         train_pairs, dev_pairs = dev_split(pairs, cfg.data.dev_fraction)
         dev_text = dict(zip(dev_pairs.query_ids, dev_pairs.queries))
@@ -279,6 +287,7 @@ def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = T
         _save_state(best_dir, enc, opt, {"epoch": 0})
 
     L = cfg.loss
+    info_nce = losses.multi_positive_info_nce_loss if L.contrastive == "multi_positive_infonce" else losses.info_nce_loss
     t_pool = torch.as_tensor(x_pool)
     t_q = torch.as_tensor(x_q_train)
     n, bs = len(train_pairs), cfg.optim.batch_size
@@ -313,8 +322,6 @@ def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = T
                     keys = row_q[idx][:, None] * len(pool_ids) + cands[None, :]
                     at = np.minimum(np.searchsorted(judged, keys), len(judged) - 1)  # judged is sorted: no re-sort
                     known = judged[at] == keys
-                    info_nce = (losses.multi_positive_info_nce_loss if L.contrastive == "multi_positive_infonce"
-                                else losses.info_nce_loss)
                     terms["contrastive"] = info_nce(
                         q_ret, z_p, z_n, temperature=L.temperature,
                         pos_ids=torch.as_tensor(pos_idx[idx]), neg_ids=torch.as_tensor(neg_idx[idx]),
