@@ -16,7 +16,7 @@ from .errors import ConfigError
 
 DEFAULT_BASE_MODEL = "sentence-transformers/all-mpnet-base-v2"
 # self-supervised sources: pairs made from unlabelled corpus.jsonl files (no queries, no judgments read)
-CORPUS_SOURCES = ("titles", "sentences")
+CORPUS_SOURCES = ("titles", "sentences", "ict")
 
 QueryRoute = Literal["projection", "predictor"]
 Scoring = Literal["cosine", "euclidean"]
@@ -94,10 +94,11 @@ class DataConfig:
     ``source``: ``msmarco`` (the bundled/official MS MARCO pairs), ``pairs`` (a JSONL file with ``query`` and
     ``positive`` fields, ``path``), ``beir`` (a BEIR folder ``path`` and its ``split``), or, self-supervised over the corpora of the
     comma-separated BEIR folders in ``path`` with no judgments read, ``titles`` (title → document) or
-    ``sentences`` (inverse cloze: one sentence of the text → the document).
+    ``sentences`` (one sentence of the text → the document) or ``ict`` (inverse cloze: one sentence → the document
+    without that sentence).
     """
 
-    source: Literal["msmarco", "pairs", "beir", "titles", "sentences"] = "msmarco"
+    source: Literal["msmarco", "pairs", "beir", "titles", "sentences", "ict"] = "msmarco"
     path: str | None = None
     split: str = "train"
     dev_fraction: float = 0.1

@@ -235,9 +235,10 @@ def pairs_from_beir(folder: str | os.PathLike, split: str = "train") -> Pairs:
     return Pairs(qids, queries, dids, positives, source=f"{ds.path}:{split}", pool=pool)
 
 
-def _pairs_from_corpora(folders: list[str | os.PathLike], kind: str, query_of) -> Pairs:
-    """One (query, document) pair per document for which ``query_of(doc_id, obj)`` returns a text; every document
-    of every folder is in the mining pool. Ids are prefixed with the folder name so several corpora can be mixed."""
+def _pairs_from_corpora(folders: list[str | os.PathLike], kind: str, pair_of) -> Pairs:
+    """One (query, positive) pair per document for which ``pair_of(doc_id, obj)`` returns one; every document of
+    every folder is in the mining pool, as its positive's text when it has a pair (so negatives and positives are
+    the same kind of text). Ids are prefixed with the folder name so several corpora can be mixed."""
     qids, queries, dids, positives, pool = [], [], [], [], {}
     for folder in folders:
         folder = Path(folder)
@@ -246,16 +247,16 @@ def _pairs_from_corpora(folders: list[str | os.PathLike], kind: str, query_of) -
             raise DataNotFoundError(f"{folder}: missing corpus.jsonl")
         for lineno, obj in _iter_jsonl(f):
             did = f"{folder.name}:{_require(f, lineno, obj, '_id')}"
-            text = doc_text(obj)
-            pool[did] = text
-            query = query_of(did, obj)
-            if query:
+            pair = pair_of(did, obj)
+            pool[did] = pair[1] if pair else doc_text(obj)
+            if pair:
                 qids.append(did)
-                queries.append(query)
+                queries.append(pair[0])
                 dids.append(did)
-                positives.append(text)
+                positives.append(pair[1])
     if not queries:
-        raise DataFormatError(f"no document of {[str(f) for f in folders]} yields a {kind[:-1]} query")
+        raise DataFormatError(f"no document of {[str(f) for f in folders]} yields a training pair for "
+                              f"data.source={kind} (too short, or no title)")
     return Pairs(qids, queries, dids, positives, source=f"{kind}:" + ",".join(str(f) for f in folders), pool=pool)
 
 
@@ -264,9 +265,9 @@ def pairs_from_corpus_titles(folders: list[str | os.PathLike]) -> Pairs:
 
     No judgments are read: only ``corpus.jsonl``. Documents without a title (or whose text is empty) are skipped.
     """
-    def title(_did: str, obj: dict) -> str | None:
+    def title(_did: str, obj: dict) -> tuple[str, str] | None:
         t = str(obj.get("title") or "").strip()
-        return t if t and str(obj.get("text") or "").strip() else None
+        return (t, doc_text(obj)) if t and str(obj.get("text") or "").strip() else None
     return _pairs_from_corpora(folders, "titles", title)
 
 
@@ -280,20 +281,44 @@ def split_sentences(text: str, min_words: int = 6, max_words: int = 60) -> list[
     return [s.strip() for s in _SENTENCE_END.split(text) if min_words <= len(s.split()) <= max_words]
 
 
+def _picked_sentence(did: str, obj: dict) -> str | None:
+    """One usable sentence of the document's text, picked by a hash of its id (not by the training seed, so every
+    run sees the same texts and their base vectors are encoded once); None under two usable sentences (a
+    one-sentence text would make the query the document)."""
+    sents = split_sentences(str(obj.get("text") or ""))
+    if len(sents) < 2:
+        return None
+    return sents[int(hashlib.sha256(did.encode()).hexdigest(), 16) % len(sents)]
+
+
 def pairs_from_corpus_sentences(folders: list[str | os.PathLike]) -> Pairs:
-    """Self-supervised inverse-cloze pairs from unlabelled documents: query = one sentence of the document's text,
+    """Self-supervised pairs from unlabelled documents: query = one sentence of the document's text,
     positive = the whole document (title + text, the sentence included).
 
-    Only ``corpus.jsonl`` is read. Documents with fewer than two usable sentences are skipped (a one-sentence
-    text would make the query the document). The sentence is picked by a hash of the document id, not by the
-    training seed, so every run sees the same texts and their base vectors are encoded once.
+    Only ``corpus.jsonl`` is read. Documents with fewer than two usable sentences are skipped.
     """
-    def sentence(did: str, obj: dict) -> str | None:
-        sents = split_sentences(str(obj.get("text") or ""))
-        if len(sents) < 2:
-            return None
-        return sents[int(hashlib.sha256(did.encode()).hexdigest(), 16) % len(sents)]
+    def sentence(did: str, obj: dict) -> tuple[str, str] | None:
+        sent = _picked_sentence(did, obj)
+        return (sent, doc_text(obj)) if sent else None
     return _pairs_from_corpora(folders, "sentences", sentence)
+
+
+def pairs_from_corpus_ict(folders: list[str | os.PathLike]) -> Pairs:
+    """Inverse cloze task (Lee et al., 2019) on unlabelled documents: query = one sentence of the document's text,
+    positive = the document *without* that sentence (title + the rest of the text).
+
+    Unlike ``sentences``, the query's words are not in its positive, so matching them is no shortcut: the heads
+    must learn what the surrounding text is about. The mining pool holds the same reduced documents. Costs one
+    base-model pass over every reduced document (they are new texts). Only ``corpus.jsonl`` is read; documents
+    with fewer than two usable sentences are skipped.
+    """
+    def cloze(did: str, obj: dict) -> tuple[str, str] | None:
+        sent = _picked_sentence(did, obj)
+        if not sent:
+            return None
+        rest = " ".join(p.strip() for p in _SENTENCE_END.split(str(obj.get("text") or "")) if p.strip() != sent)
+        return sent, doc_text({"title": obj.get("title"), "text": rest})
+    return _pairs_from_corpora(folders, "ict", cloze)
 
 
 def shared_data_dir() -> Path | None:

@@ -11,7 +11,15 @@ from jepa_rag import (
     load_pairs_jsonl,
     pairs_from_beir,
 )
-from jepa_rag.data import Pairs, cap_positives, pairs_from_corpus_sentences, pairs_from_corpus_titles, read_qrels, split_sentences
+from jepa_rag.data import (
+    Pairs,
+    cap_positives,
+    pairs_from_corpus_ict,
+    pairs_from_corpus_sentences,
+    pairs_from_corpus_titles,
+    read_qrels,
+    split_sentences,
+)
 
 from .helpers import write_beir, write_pairs
 
@@ -142,6 +150,25 @@ def test_corpus_pairs_read_no_judgments_and_mix_corpora(tmp_path):
         assert q in split_sentences(long) and q in pos
     # the pick depends on the document id only: reading again gives the same queries
     assert pairs_from_corpus_sentences([a, b]).queries == sents.queries
+
+
+def test_inverse_cloze_removes_the_query_sentence_from_its_document(tmp_path):
+    text = ("Background. Vitamin D levels were measured in 120 adults, e.g. nurses and doctors. "
+            "Higher levels predicted fewer infections over two winters! (This held after adjustment for age.)")
+    a = _corpus(tmp_path / "a", [{"_id": str(i), "title": "Vitamin D", "text": text} for i in range(6)]
+                + [{"_id": "short", "title": "T", "text": "Only one sentence of enough words here."}])
+    ict, sents = pairs_from_corpus_ict([a]), pairs_from_corpus_sentences([a])
+    assert ict.queries == sents.queries and ict.doc_ids == sents.doc_ids  # same sentence picked for each document
+    assert len(set(ict.queries)) > 1
+    for q, pos in zip(ict.queries, ict.positives):
+        rest = [s for s in split_sentences(text) if s != q]
+        assert q not in pos and pos.startswith("Vitamin D Background.") and all(s in pos for s in rest)
+        assert len(pos) == len("Vitamin D " + text) - len(q) - 1  # only the sentence and one space went
+    # negatives are mined among the same kind of text as the positives; an unpaired document stays whole
+    assert [ict.pool[d] for d in ict.doc_ids] == ict.positives
+    assert ict.pool["a:short"] == "T Only one sentence of enough words here."
+    with pytest.raises(DataFormatError, match="data.source=ict"):
+        pairs_from_corpus_ict([_corpus(tmp_path / "b", [{"_id": "1", "title": "", "text": "Short."}])])
 
 
 def test_corpus_pairs_refuse_corpora_without_usable_documents(tmp_path):

@@ -265,3 +265,35 @@ def test_capped_positives_are_still_masked_never_negatives(tmp_path, minilm_dir,
                 seen_q1 = True
                 assert not set(neg[i].tolist()) & judged  # its dropped positives were not mined as negatives
     assert seen_q1 and calls
+
+
+def test_inverse_cloze_trains_on_an_unlabelled_corpus_and_embeds_the_reduced_documents(tmp_path, minilm_dir,
+                                                                                      monkeypatch):
+    """``data.source=ict``: only corpus.jsonl is read; the documents trained on are the ones without the query
+    sentence, so those (not the whole documents) are what the base model encoded."""
+    import jepa_rag.cache as cache_mod
+    from jepa_rag.data import pairs_from_corpus_ict
+
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    topics = ["cats purr and chase mice", "dogs bark and love long walks", "the sun gives the earth its light",
+              "rain falls from grey clouds in drops", "bread is baked from flour and yeast",
+              "chess is a board game for two players"]
+    docs = [{"_id": f"d{i}", "title": t.split()[0].title(),
+             "text": f"This note number {i} says that {t}. It adds a second fact about how {t} in winter. "
+                     f"A third line repeats that {t} every day."} for i, t in enumerate(topics * 4)]
+    (folder / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    seen: list[str] = []
+    original = cache_mod.EmbeddingCache.embed
+
+    def spy(self, texts, *a, **kw):
+        seen.extend(texts)
+        return original(self, texts, *a, **kw)
+
+    monkeypatch.setattr(cache_mod.EmbeddingCache, "embed", spy)
+    res = train(_cfg(tmp_path, minilm_dir, None, "data.source=ict", f"data.path={folder}", "optim.epochs=1"),
+                show_progress_bar=False, log=lambda *_: None)
+    ck = load_checkpoint(res.checkpoint)
+    assert ck.training["data_source"].startswith("ict:") and 0 < ck.training["num_train_pairs"] < len(docs)
+    reduced = pairs_from_corpus_ict([folder]).positives
+    assert set(reduced) <= set(seen) and not any(f"{d['title']} {d['text']}" in seen for d in docs)

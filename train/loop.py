@@ -33,6 +33,7 @@ from jepa_rag.data import (
     load_msmarco_pairs,
     load_pairs_jsonl,
     pairs_from_beir,
+    pairs_from_corpus_ict,
     pairs_from_corpus_sentences,
     pairs_from_corpus_titles,
 )
@@ -70,7 +71,8 @@ def lr_at(step: int, epoch: int, cfg) -> float:
     return o.lr * (o.warmup_start_factor + (1.0 - o.warmup_start_factor) * frac)
 
 
-_CORPUS_PAIRS = {"titles": pairs_from_corpus_titles, "sentences": pairs_from_corpus_sentences}
+_CORPUS_PAIRS = {"titles": pairs_from_corpus_titles, "sentences": pairs_from_corpus_sentences,
+                 "ict": pairs_from_corpus_ict}
 
 
 def _corpus_folders(cfg: TrainConfig) -> list[Path]:
