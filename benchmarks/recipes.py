@@ -42,6 +42,7 @@ CANDIDATES = {
     "titles_selfsup": ("titles_selfsup.yaml", []),
     "titles_selfsup_projection_route": ("titles_selfsup.yaml", ["model.query_route=projection"]),
     "titles_selfsup_lowlr": ("titles_selfsup.yaml", ["optim.lr=2e-5", "optim.epochs=3"]),
+    "ict_selfsup": ("ict_selfsup.yaml", []),
 }
 # Ablation: one lever changed at a time on top of msmarco_infonce_lowlr_projection_route (the recipe dev chose among
 # the candidates above). One λ per isotropy term, not tuned: SIGReg's target is N(0, 1) projections while MPNet's
@@ -69,6 +70,7 @@ EPOCHS_ON_DEV = {
     "msmarco_sigreg_epochs_on_beir_dev": ("msmarco_infonce.yaml", [*_LOWLR[:2], "optim.epochs=5", "loss.isotropy=sigreg",
                                                                    "loss.lambda_isotropy=0.01", *_ON_BEIR_DEV]),
     "sentences_selfsup_epochs_on_beir_dev": ("sentences_selfsup.yaml", _ON_BEIR_DEV),
+    "ict_selfsup_epochs_on_beir_dev": ("ict_selfsup.yaml", _ON_BEIR_DEV),
 }
 CANDIDATES.update(EPOCHS_ON_DEV)
 
@@ -80,6 +82,12 @@ def ranked(candidates: dict) -> list[str]:
 
 def choose(candidates: dict) -> str | None:
     return next(iter(ranked(candidates)), None)
+
+
+def _kept_base(entry: dict) -> str:
+    """Why a best_or_init recipe equals vanilla exactly: no trained epoch beat the untrained heads on dev."""
+    return (" (no trained epoch beat the untrained identity heads on dev for any seed: the base model was kept)"
+            if entry.get("epochs") and not any(entry["epochs"]) else "")
 
 
 def mean_test_ndcg(entry: dict) -> float:
@@ -179,7 +187,8 @@ def write_report(res: dict, out_dir: Path) -> None:
                          + f" {e.get('epochs', '—')} |")
         vdev, vtest = (np.mean([v[k]["ndcg@10"] for k in ks]) for ks in (DEV_KEYS, TEST_KEYS))
         lines += ["", "Mean over both sets and seeds, against vanilla (dev {:.4f}, test {:.4f}):".format(vdev, vtest), ""]
-        lines += [f"- {n}: dev {e['dev_score'] - vdev:+.4f}, test {mean_test_ndcg(e) - vtest:+.4f}" for n, e in on_dev.items()]
+        lines += [f"- {n}: dev {e['dev_score'] - vdev:+.4f}, test {mean_test_ndcg(e) - vtest:+.4f}{_kept_base(e)}"
+                  for n, e in on_dev.items()]
     if res["chosen"]:
         lines += ["", f"Chosen on dev: **{res['chosen']}** (config `train/configs/{res['candidates'][res['chosen']]['config']}`"
                   f" {' '.join('--set ' + o for o in res['candidates'][res['chosen']]['overrides'])}); the shipped "
@@ -258,9 +267,10 @@ def write_model_card(res: dict, dest: Path) -> None:
         rows.append(f"| {key} | {v[key]['ndcg@10']:.4f} | {mean_std(e[key]['ndcg@10'])} | {p['mean_diff']:+.4f} | "
                     f"{p['p_ttest']:.2g} |")
     source = tr["data_source"]
-    if source.startswith(("titles:", "sentences:")):
-        kind = "document title" if source.startswith("titles:") else "one sentence of the document"
-        data = (f"self-supervised pairs ({kind} → the document) built from the *unlabelled* corpora of BEIR "
+    kinds = {"titles": "document title → the document", "sentences": "one sentence of the document → the document",
+             "ict": "one sentence of the document → the document without it"}
+    if source.split(":")[0] in kinds:
+        data = (f"self-supervised pairs ({kinds[source.split(':')[0]]}) built from the *unlabelled* corpora of BEIR "
                 "SciFact (CC BY-NC 2.0) and NFCorpus (academic use only); no queries and no judgments were read")
     else:
         data = "6,980 MS MARCO passage query–positive pairs (non-commercial research use only)"
@@ -281,7 +291,8 @@ def write_model_card(res: dict, dest: Path) -> None:
     on_dev_note = "" if not on_dev else (
         "\n- Choosing the epoch on the BEIR dev sets themselves (reported, never shipped) moved mean test NDCG@10 against "
         "vanilla by "
-        + ", ".join(f"{mean_test_ndcg(c) - vavg:+.4f} (`{n}`)" for n, c in on_dev.items())
+        + ", ".join(f"{mean_test_ndcg(c) - vavg:+.4f} (`{n}`{', the base model kept' if _kept_base(c) else ''})"
+                    for n, c in on_dev.items())
         + " (`benchmarks/results/recipes.md`).")
     route_note = ("unused at retrieval (queries take the projection only)" if meta["model"]["query_route"] == "projection"
                   else "used for queries")
