@@ -266,11 +266,11 @@ def write_model_card(res: dict, dest: Path) -> None:
         p = e[key]["paired_vs_vanilla"]
         rows.append(f"| {key} | {v[key]['ndcg@10']:.4f} | {mean_std(e[key]['ndcg@10'])} | {p['mean_diff']:+.4f} | "
                     f"{p['p_ttest']:.2g} |")
-    source = tr["data_source"]
-    kinds = {"titles": "document title → the document", "sentences": "one sentence of the document → the document",
-             "ict": "one sentence of the document → the document without it"}
-    if source.split(":")[0] in kinds:
-        data = (f"self-supervised pairs ({kinds[source.split(':')[0]]}) built from the *unlabelled* corpora of BEIR "
+    corpus_pairs = {"titles": "document title → the document",
+                    "sentences": "one sentence of the document → the document",
+                    "ict": "one sentence of the document → the document without it"}.get(tr["data_source"].split(":")[0])
+    if corpus_pairs:
+        data = (f"self-supervised pairs ({corpus_pairs}) built from the *unlabelled* corpora of BEIR "
                 "SciFact (CC BY-NC 2.0) and NFCorpus (academic use only); no queries and no judgments were read")
     else:
         data = "6,980 MS MARCO passage query–positive pairs (non-commercial research use only)"
