@@ -2,9 +2,11 @@
 
 ``adapter_config.json`` holds the format version, the full :class:`ModelConfig`, the base model's fingerprint,
 the sha256 of ``model.safetensors`` (so a truncated or corrupt file is refused), and free-form ``training``
-(train config, data hash, seed) and ``metrics`` sections. Saving writes a temp folder, fsyncs it, and renames
-it into place: a crash while saving never leaves a half-written checkpoint that loads. Replacing a checkpoint
-sets the old folder aside first; a crash between the two renames is rolled back by the next load or save, so the
+(train config, data hash, seed) and ``metrics`` sections, and an optional ``retrieval`` section (the hybrid
+fusion chosen on dev for these heads, see :func:`jepa_rag.fusion.fusion_of`). Saving writes a temp folder,
+fsyncs it, and renames it into place: a crash while saving never leaves a half-written checkpoint that loads.
+Replacing a checkpoint sets the old folder aside first; a crash between the two renames is rolled back by the next
+save (or :func:`repair_checkpoint`); a load in between reads the set-aside copy and changes nothing on disk, so the
 path always gives the old checkpoint or the new one.
 """
 
@@ -39,6 +41,8 @@ class Checkpoint:
     training: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     path: Path | None = None
+    # how to retrieve with these heads: ``fusion`` (a jepa_rag.fusion.Fusion as a dict) and how dev chose it
+    retrieval: dict = field(default_factory=dict)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -57,6 +61,21 @@ def _previous(directory: Path) -> list[Path]:
     return sorted(directory.parent.glob(f".{directory.name}.old*"))
 
 
+def _committed_previous(directory: Path) -> Path | None:
+    """The newest set-aside previous checkpoint that holds both files, if any."""
+    previous = [p for p in _previous(directory) if (p / CONFIG).is_file() and (p / WEIGHTS).is_file()]
+    return previous[-1] if previous else None
+
+
+def repair_checkpoint(directory: str | os.PathLike) -> Path:
+    """Put back a checkpoint that a save killed between its two renames left set aside; returns the path to load.
+
+    Loading never changes anything on disk (it reads the set-aside copy where it lies); saving repairs first, and
+    this is the explicit repair for a read-mostly deployment.
+    """
+    return _recover_interrupted_save(Path(directory).expanduser())
+
+
 def _recover_interrupted_save(directory: Path) -> Path:
     """Undo a save killed between its two renames, which leaves the previous checkpoint only in ``.<name>.old<pid>``.
 
@@ -66,13 +85,13 @@ def _recover_interrupted_save(directory: Path) -> Path:
     """
     if directory.exists():
         return directory
-    previous = [p for p in _previous(directory) if (p / CONFIG).is_file() and (p / WEIGHTS).is_file()]
-    if not previous:
+    previous = _committed_previous(directory)
+    if previous is None:
         return directory
     try:
-        os.replace(previous[-1], directory)
+        os.replace(previous, directory)
     except OSError:
-        return directory if directory.is_dir() else previous[-1]
+        return directory if directory.is_dir() else previous
     _fsync_dir(directory.parent)
     return directory
 
@@ -95,6 +114,8 @@ def save_checkpoint(ckpt: Checkpoint, directory: str | os.PathLike) -> Path:
             "training": ckpt.training,
             "metrics": ckpt.metrics,
         }
+        if ckpt.retrieval:
+            meta["retrieval"] = ckpt.retrieval
         (tmp / CONFIG).write_text(json.dumps(meta, indent=2, sort_keys=False, default=str), encoding="utf-8")
         for f in (tmp / WEIGHTS, tmp / CONFIG):
             with open(f, "rb") as fh:
@@ -122,9 +143,11 @@ def load_checkpoint(directory: str | os.PathLike) -> Checkpoint:
     """Read and verify a checkpoint folder; raises :class:`CheckpointError` naming what is wrong."""
     directory = Path(directory).expanduser()
     if not directory.exists():
-        found = _recover_interrupted_save(directory)
-        if found != directory and found.is_dir():
-            return load_checkpoint(found)
+        # a save killed between its two renames left the committed checkpoint set aside: read it where it lies
+        # (reading never renames; the next save, or repair_checkpoint(), puts it back)
+        previous = _committed_previous(directory)
+        if previous is not None:
+            return load_checkpoint(previous)
     if not directory.is_dir():
         raise CheckpointError(f"checkpoint not found: {directory} is not a folder")
     cfg_path, w_path = directory / CONFIG, directory / WEIGHTS
@@ -165,4 +188,15 @@ def load_checkpoint(directory: str | os.PathLike) -> Checkpoint:
     if config.projection.in_dim != fingerprint.dim:
         raise CheckpointError(
             f"{cfg_path}: projection expects {config.projection.in_dim}-d input but the base model gives {fingerprint.dim}-d")
-    return Checkpoint(config, fingerprint, state, meta.get("training", {}), meta.get("metrics", {}), directory)
+    retrieval = meta.get("retrieval") or {}
+    if not isinstance(retrieval, dict):
+        raise CheckpointError(f"{cfg_path}: 'retrieval' must be a mapping, got {type(retrieval).__name__}")
+    if "fusion" in retrieval:
+        from .fusion import Fusion  # local: fusion reads checkpoints too
+
+        try:
+            Fusion.from_dict(retrieval["fusion"])
+        except ConfigError as exc:
+            raise CheckpointError(f"{cfg_path}: invalid retrieval.fusion ({exc})") from None
+    return Checkpoint(config, fingerprint, state, meta.get("training", {}), meta.get("metrics", {}), directory,
+                      retrieval)

@@ -9,6 +9,7 @@ checkpoint must never load, and no kill may leave nothing loadable.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 import torch
 
 from jepa_rag import load_checkpoint, save_checkpoint
+from jepa_rag.checkpoint import repair_checkpoint
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="fork and SIGKILL are POSIX")
 
@@ -78,3 +80,19 @@ def test_random_kills_while_saving_in_a_loop(tmp_path):
     assert set(result["outcome"].values()) == {"killed"}
     for r in result["outcome"]:
         _which(tmp_path / "random" / r / "c", refs)
+
+
+def test_loading_after_a_kill_changes_nothing_on_disk(line_kills):
+    """A load reads the set-aside copy where it lies; only a save or repair_checkpoint() puts it back."""
+    work, result = line_kills
+    for n in range(1, result["line_events"] + 2):
+        parent = work / "lines" / str(n)
+        scratch = work / "readonly_check" / str(n)
+        if scratch.exists():
+            continue
+        shutil.copytree(parent, scratch)
+        before = sorted(str(p.relative_to(scratch)) for p in scratch.rglob("*"))
+        load_checkpoint(scratch / "c")
+        assert sorted(str(p.relative_to(scratch)) for p in scratch.rglob("*")) == before
+        repaired = repair_checkpoint(scratch / "c")
+        assert repaired == scratch / "c" and load_checkpoint(repaired).training == load_checkpoint(parent / "c").training
