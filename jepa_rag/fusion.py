@@ -1,0 +1,211 @@
+"""Fusing a dense and a lexical ranking: a convex blend of normalised scores, or reciprocal-rank fusion.
+
+Two entry points, which differ in what the normalisation sees:
+
+- :meth:`Fusion.fuse` fuses two *candidate lists* (each side's ``depth`` best), as a serving path gets them from
+  a vector store that only returns its top k. Each side is normalised over its own candidates.
+- :meth:`Fusion.fuse_scores` fuses two *whole-corpus* score matrices, as the exact retriever
+  (:class:`jepa_rag.retriever.HybridRetriever`) has them. Each side is normalised over every document of the
+  corpus, per query.
+
+Blend: ``score = (1 - w) * norm(dense) + w * norm(bm25)``. RRF: ``score = Σ 1 / (rrf_k + rank)`` over the sides
+whose top ``depth`` holds the document (rank from 1).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CheckpointError, ConfigError, InvalidInputError
+
+METHODS = ("blend", "rrf")
+NORMALIZATIONS = ("zscore", "minmax")
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """How to fuse dense and BM25 scores. ``lexical_weight`` 0 is dense only, 1 BM25 only (blend)."""
+
+    method: str = "blend"
+    lexical_weight: float = 0.3
+    normalization: str = "zscore"
+    rrf_k: int = 60
+    depth: int = 100
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ConfigError(f"fusion.method must be one of {list(METHODS)}, got {self.method!r}")
+        w = self.lexical_weight
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= float(w) <= 1.0:
+            raise ConfigError(f"fusion.lexical_weight must be a number in [0, 1], got {w!r}")
+        object.__setattr__(self, "lexical_weight", float(w))
+        if self.normalization not in NORMALIZATIONS:
+            raise ConfigError(f"fusion.normalization must be one of {list(NORMALIZATIONS)}, got {self.normalization!r}")
+        for name in ("rrf_k", "depth"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"fusion.{name} must be a positive integer, got {v!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Fusion:
+        if not isinstance(d, dict):
+            raise ConfigError(f"fusion: expected a mapping, got {type(d).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"fusion: unknown key(s) {unknown}; known: {sorted(known)}")
+        return cls(**d)
+
+    # ------------------------------------------------------------------------------------------ normalisation
+    def _normalize(self, scores: np.ndarray) -> np.ndarray:
+        """Normalise each row of ``scores`` (a constant row becomes 0)."""
+        scores = np.asarray(scores, dtype=np.float64)
+        if self.normalization == "zscore":
+            centre, spread = scores.mean(axis=-1, keepdims=True), scores.std(axis=-1, keepdims=True)
+        else:
+            centre = scores.min(axis=-1, keepdims=True)
+            spread = scores.max(axis=-1, keepdims=True) - centre
+        return np.where(spread > 0, (scores - centre) / np.where(spread > 0, spread, 1.0), 0.0)
+
+    # ------------------------------------------------------------------------------------------ candidate lists
+    def fuse(self, dense: Sequence[tuple[str, float]], lexical: Sequence[tuple[str, float]],
+             k: int) -> list[tuple[str, float]]:
+        """Fuse two candidate lists (``(id, score)``, best first; each cut to ``depth``) into the ``k`` best.
+
+        Blend normalises each side over its own candidates; a document only one side returned gets the other
+        side's lowest normalised candidate score (it ranked below all of them there). Ties go to the id first
+        seen in the dense list, then the lexical list.
+        """
+        k = _check_k(k)
+        sides = [_dedupe(dense)[: self.depth], _dedupe(lexical)[: self.depth]]
+        order: dict[str, int] = {}
+        for side in sides:
+            for did, _ in side:
+                order.setdefault(did, len(order))
+        fused = dict.fromkeys(order, 0.0)
+        if self.method == "rrf":
+            for side in sides:
+                for rank, (did, _) in enumerate(side, 1):
+                    fused[did] += 1.0 / (self.rrf_k + rank)
+        else:
+            for side, weight in zip(sides, (1.0 - self.lexical_weight, self.lexical_weight)):
+                if not side or weight == 0.0:
+                    continue
+                norm = self._normalize(np.array([s for _, s in side], dtype=np.float64))
+                floor = float(norm.min())
+                got = {did: float(v) for (did, _), v in zip(side, norm)}
+                for did in fused:
+                    fused[did] += weight * got.get(did, floor)
+        best = sorted(fused, key=lambda did: (-fused[did], order[did]))[:k]
+        return [(did, fused[did]) for did in best]
+
+    # ------------------------------------------------------------------------------------------ whole corpus
+    def fuse_scores(self, dense: np.ndarray, lexical: np.ndarray) -> np.ndarray:
+        """Fused scores (Q, N) from whole-corpus dense and BM25 score matrices (Q, N).
+
+        Blend normalises each side over every document, per query. RRF ranks each side and counts only each
+        side's top ``depth`` (like :meth:`fuse`); documents in neither get 0.
+        """
+        dense = np.asarray(dense, dtype=np.float64)
+        lexical = np.asarray(lexical, dtype=np.float64)
+        if dense.shape != lexical.shape or dense.ndim != 2:
+            raise InvalidInputError(
+                f"fuse_scores: dense {dense.shape} and lexical {lexical.shape} must be (queries, documents) alike")
+        if self.method == "blend":
+            w = self.lexical_weight
+            out = np.zeros_like(dense)
+            if w < 1.0:
+                out += (1.0 - w) * self._normalize(dense)
+            if w > 0.0:
+                out += w * self._normalize(lexical)
+            return out
+        out = np.zeros_like(dense)
+        depth = min(self.depth, dense.shape[1])
+        rows = np.arange(dense.shape[0])[:, None]
+        for scores, drop_zero in ((dense, False), (lexical, True)):
+            if depth == 0:
+                break
+            top = np.argpartition(-scores, depth - 1, axis=1)[:, :depth]
+            top = np.take_along_axis(top, np.argsort(-scores[rows, top], axis=1, kind="stable"), axis=1)
+            contrib = 1.0 / (self.rrf_k + np.arange(1, depth + 1, dtype=np.float64))[None, :]
+            if drop_zero:  # BM25 0 means no shared term: not a lexical candidate
+                contrib = np.where(scores[rows, top] > 0, contrib, 0.0)
+            out[rows, top] += contrib
+        return out
+
+
+def _check_k(k: object) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise InvalidInputError(f"k must be a positive integer, got {k!r}")
+    return int(k)
+
+
+def _dedupe(pairs: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
+    seen: set[str] = set()
+    out = []
+    for item in pairs:
+        try:
+            did, score = item
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"fuse: expected (id, score) pairs, got {item!r:.60}") from None
+        if did not in seen:
+            seen.add(did)
+            out.append((did, float(score)))
+    return out
+
+
+def top_k(scores: np.ndarray, ids: Sequence[str], k: int) -> list[list[tuple[str, float]]]:
+    """The ``k`` best ``(id, score)`` of each row of ``scores`` (Q, N), best first."""
+    k = min(_check_k(k), len(ids))
+    out: list[list[tuple[str, float]]] = []
+    for row in np.asarray(scores):
+        if k == 0:
+            out.append([])
+            continue
+        idx = np.argpartition(-row, k - 1)[:k]
+        idx = idx[np.lexsort((idx, -row[idx]))]
+        out.append([(ids[j], float(row[j])) for j in idx])
+    return out
+
+
+def fusion_of(checkpoint: str | os.PathLike | None) -> Fusion:
+    """The fusion stored in a checkpoint's ``adapter_config.json`` (section ``retrieval.fusion``).
+
+    ``None`` / ``"none"`` / ``"vanilla"`` (the plain base model), and a checkpoint that stores none, get the
+    default checkpoint's (chosen on dev judgments); :class:`Fusion` defaults if that stores none either.
+    """
+    from .encoder import DEFAULT_CHECKPOINT, VANILLA_NAMES
+
+    for candidate in ([] if checkpoint in VANILLA_NAMES else [checkpoint]) + [DEFAULT_CHECKPOINT]:
+        path = DEFAULT_CHECKPOINT if str(candidate) == "default" else Path(candidate)
+        stored = stored_fusion(path)
+        if stored is not None:
+            return stored
+    return Fusion()
+
+
+def stored_fusion(checkpoint_dir: str | os.PathLike) -> Fusion | None:
+    """The fusion a checkpoint folder stores, or None where it stores none (or the folder is not there)."""
+    cfg = Path(checkpoint_dir) / "adapter_config.json"
+    if not cfg.is_file():
+        return None
+    try:
+        meta = json.loads(cfg.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{cfg}: corrupt (not valid JSON: {exc})") from None
+    section = (meta.get("retrieval") or {}).get("fusion") if isinstance(meta, dict) else None
+    if section is None:
+        return None
+    try:
+        return Fusion.from_dict(section)
+    except ConfigError as exc:
+        raise CheckpointError(f"{cfg}: invalid retrieval.fusion ({exc})") from None
