@@ -7,14 +7,16 @@ returns its top k fuses candidate lists instead (:meth:`jepa_rag.fusion.Fusion.f
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from .data import doc_text
 from .encoder import JEPAEncoder, validate_texts
 from .errors import InvalidInputError
-from .fusion import Fusion, fusion_of, top_k
+from .fusion import NORMALIZATIONS, Fusion, fusion_of, top_k
 from .lexical import LexicalIndex, _check_ids
+from .metrics import evaluate_run
 
 QUERY_BATCH = 256
 
@@ -74,3 +76,55 @@ class HybridRetriever:
             dense, lexical = self.scores(batch)
             out.extend(top_k(self.fusion.fuse_scores(dense, lexical), self.ids, k))
         return out
+
+
+# The fusions a dev set chooses among: blend weights 0 (dense only) to 1 (BM25 only) in steps of 0.05, under each
+# normalisation, and RRF.
+DEV_GRID: tuple[Fusion, ...] = (
+    *(Fusion(lexical_weight=round(i / 20, 2), normalization=n) for n in NORMALIZATIONS for i in range(21)),
+    Fusion(method="rrf"),
+)
+
+
+@dataclass
+class DevScores:
+    """One dev set's whole-corpus dense and BM25 scores (each (Q, N)) with its judgments."""
+
+    name: str
+    dense: np.ndarray
+    lexical: np.ndarray
+    query_ids: list[str]
+    doc_ids: list[str]
+    qrels: dict[str, dict[str, int]]
+    ignore_identical_ids: bool = True
+
+    def metric(self, fusion: Fusion, metric: str = "ndcg@10", top: int = 100) -> float:
+        fused = fusion.fuse_scores(self.dense, self.lexical)
+        run = {q: dict(hits) for q, hits in zip(self.query_ids, top_k(fused, self.doc_ids, top))}
+        return evaluate_run(self.qrels, run, ignore_identical_ids=self.ignore_identical_ids)["metrics"][metric]
+
+
+def choose_fusion(devs: Sequence[DevScores], grid: Sequence[Fusion] = DEV_GRID,
+                  metric: str = "ndcg@10") -> tuple[Fusion, dict]:
+    """The fusion of ``grid`` with the best ``metric`` averaged over ``devs`` (ties: the earlier in ``grid``), and
+    the record a checkpoint stores as its ``retrieval`` section: the choice, what chose it, and the whole dev curve.
+
+    Scores are fused over the whole corpus (:meth:`Fusion.fuse_scores`), as :class:`HybridRetriever` does.
+    """
+    if not devs:
+        raise InvalidInputError("choose_fusion: no dev set given")
+    curve = []
+    for fusion in grid:
+        per_set = {dev.name: round(dev.metric(fusion, metric), 5) for dev in devs}
+        curve.append({**fusion.to_dict(), "mean": round(float(np.mean(list(per_set.values()))), 5),
+                      "per_set": per_set})
+    best = max(range(len(curve)), key=lambda i: (curve[i]["mean"], -i))
+    chosen = grid[best]
+    record = {
+        "fusion": chosen.to_dict(),
+        "chosen_on": {"dev": [dev.name for dev in devs], "metric": metric, "mean": curve[best]["mean"],
+                      "normalised_over": "the whole corpus, per query (HybridRetriever)",
+                      "num_queries": {dev.name: len(dev.query_ids) for dev in devs}},
+        "dev_curve": curve,
+    }
+    return chosen, record

@@ -38,9 +38,11 @@ from jepa_rag.data import (
     pairs_from_corpus_titles,
 )
 from jepa_rag.encoder import JEPAEncoder
+from jepa_rag.lexical import LexicalIndex
 from jepa_rag.errors import ConfigError, DataFormatError
 from jepa_rag.metrics import evaluate_run, exact_search
 from jepa_rag.precomputed import import_beir_embeddings, import_msmarco_embeddings
+from jepa_rag.retriever import DevScores, choose_fusion
 
 from .mining import mine_hard_negatives
 
@@ -100,6 +102,9 @@ class DevSet:
     x_pool: np.ndarray
     pool_ids: list[str]
     qrels: dict[str, dict[str, int]]
+    # the texts behind x_q and x_pool: BM25 needs them to choose the hybrid fusion on dev
+    query_texts: list[str] = field(default_factory=list)
+    pool_texts: list[str] = field(default_factory=list)
 
     @property
     def num_pairs(self) -> int:
@@ -107,9 +112,9 @@ class DevSet:
 
 
 def _beir_dev_set(base: JEPAEncoder, folder: str, split: str, embeddings: str | None, show: bool,
-                  pool: tuple[np.ndarray, list[str]] | None = None) -> DevSet:
-    """A BEIR folder's ``split`` judgments (grade > 0) over its own corpus, or over ``pool`` (vectors, ids) when that
-    corpus is already embedded as the training pool."""
+                  pool: tuple[np.ndarray, list[str], list[str]] | None = None) -> DevSet:
+    """A BEIR folder's ``split`` judgments (grade > 0) over its own corpus, or over ``pool`` (vectors, ids, texts) when
+    that corpus is already embedded as the training pool."""
     path = beir_folder(folder)
     if pool is None:
         import_beir_embeddings(base, path, embeddings)
@@ -120,10 +125,11 @@ def _beir_dev_set(base: JEPAEncoder, folder: str, split: str, embeddings: str | 
         raise DataFormatError(f"{ds.path}: split {split!r} judges no document of the corpus relevant")
     if pool is None:
         pool_ids, texts = ds.corpus_texts()
-        pool = base.embed_base(texts, show_progress_bar=show), pool_ids
+        pool = base.embed_base(texts, show_progress_bar=show), pool_ids, texts
     qids = list(qrels)
-    return DevSet(f"{path.name}:{split}", base.embed_base([ds.queries[q] for q in qids], show_progress_bar=show), qids,
-                  *pool, qrels)
+    q_texts = [ds.queries[q] for q in qids]
+    return DevSet(f"{path.name}:{split}", base.embed_base(q_texts, show_progress_bar=show), qids, pool[0], pool[1],
+                  qrels, q_texts, pool[2])
 
 
 def _dev_eval(enc: JEPAEncoder, devs: list[DevSet]) -> tuple[dict, dict]:
@@ -138,6 +144,35 @@ def _dev_eval(enc: JEPAEncoder, devs: list[DevSet]) -> tuple[dict, dict]:
         per_set[dev.name] = evaluate_run(dev.qrels, run, ignore_identical_ids=False)["metrics"]
     mean = {k: float(np.mean([m[k] for m in per_set.values()])) for k in next(iter(per_set.values()))}
     return mean, per_set
+
+
+# Whole-corpus dev scores are (queries × documents) per side: above this many cells, fewer dev queries choose the
+# fusion (the first ones, a deterministic subset), so choosing stays cheap next to training.
+FUSION_DEV_CELLS = 20_000_000
+
+
+def choose_dev_fusion(enc: JEPAEncoder, devs: list[DevSet], log=print) -> dict:
+    """The hybrid (dense + BM25) fusion for the trained heads, chosen on the dev sets; the checkpoint's
+    ``retrieval`` section (see :func:`jepa_rag.retriever.choose_fusion`)."""
+    for h in enc.heads():
+        h.eval()
+    indexes: dict[int, LexicalIndex] = {}
+    scored = []
+    for dev in devs:
+        if id(dev.x_pool) not in indexes:  # dev sets over the same pool share one BM25 index
+            indexes[id(dev.x_pool)] = LexicalIndex(dev.pool_ids, dev.pool_texts)
+        n = max(1, min(len(dev.qids), FUSION_DEV_CELLS // max(1, len(dev.pool_ids))))
+        d = enc.apply_heads(dev.x_pool, "document")
+        q = enc.apply_heads(dev.x_q[:n], "query")
+        scored.append(DevScores(dev.name, enc.similarity(q, d), indexes[id(dev.x_pool)].score_all(dev.query_texts[:n]),
+                                dev.qids[:n], dev.pool_ids, {k: dev.qrels[k] for k in dev.qids[:n]},
+                                ignore_identical_ids=False))
+    fusion, record = choose_fusion(scored)
+    dense_only = next(c["mean"] for c in record["dev_curve"] if c["method"] == "blend" and c["lexical_weight"] == 0.0)
+    log(f"hybrid fusion chosen on dev: {fusion.method}"
+        + (f" lexical_weight {fusion.lexical_weight} ({fusion.normalization})" if fusion.method == "blend" else "")
+        + f", dev ndcg@10 {record['chosen_on']['mean']:.4f} (dense alone {dense_only:.4f})")
+    return record
 
 
 def _save_state(path: Path, enc: JEPAEncoder, opt: torch.optim.Optimizer, meta: dict) -> None:
@@ -208,7 +243,8 @@ def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = T
 
     # ---- data and frozen base vectors (computed once, cached on disk)
     pairs = load_training_pairs(cfg)
-    base = JEPAEncoder.from_pretrained("none", base_model=cfg.model.base_model, device=cfg.device)
+    base = JEPAEncoder.from_pretrained("none", base_model=cfg.model.base_model, device=cfg.device,
+                                      precision="fp32")  # the reference arithmetic; precomputed vectors are fp32
     if cfg.data.source == "msmarco":
         import_msmarco_embeddings(base, pairs, embeddings)
     elif cfg.data.source == "beir":
@@ -229,7 +265,7 @@ def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = T
     elif cfg.data.dev_split:  # the training folder's own dev judgments (e.g. NFCorpus' qrels/dev.tsv), same corpus
         train_pairs = pairs
         devs = [_beir_dev_set(base, cfg.data.path, cfg.data.dev_split, embeddings, show_progress_bar,
-                              pool=(x_pool, pool_ids))]
+                              pool=(x_pool, pool_ids, [pairs.pool[d] for d in pool_ids]))]
     else:
         train_pairs, dev_pairs = dev_split(pairs, cfg.data.dev_fraction)
         dev_text = dict(zip(dev_pairs.query_ids, dev_pairs.queries))
@@ -237,7 +273,8 @@ def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = T
         for q, d in zip(dev_pairs.query_ids, dev_pairs.doc_ids):
             dev_qrels.setdefault(q, {})[d] = 1
         devs = [DevSet("held-out pairs", base.embed_base(list(dev_text.values()), show_progress_bar=show_progress_bar),
-                       list(dev_text), x_pool, pool_ids, dev_qrels)]  # retrieving from the training documents
+                       list(dev_text), x_pool, pool_ids, dev_qrels,  # retrieving from the training documents
+                       list(dev_text.values()), [pairs.pool[d] for d in pool_ids])]
     if cfg.data.max_positives_per_query:  # after the dev split: dev keeps all its judgments
         train_pairs = cap_positives(train_pairs, cfg.data.max_positives_per_query, seed=cfg.seed)
     n_dev = sum(dev.num_pairs for dev in devs)
@@ -390,6 +427,7 @@ def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = T
     if best["epoch"] == 0:
         log(f"no epoch beat the untrained heads on dev {cfg.dev_metric} ({best['score']:.4f}): the checkpoint keeps "
             "them (identity: retrieval equals the base model's)")
+    ckpt.retrieval = choose_dev_fusion(enc, devs, log)
     path = save_checkpoint(ckpt, out_dir / "checkpoint")
     secs = time.time() - t0
     m, chosen = cfg.dev_metric, ckpt.metrics["dev"][cfg.dev_metric]
