@@ -64,7 +64,7 @@ def mpnet(shared_data):
     from jepa_rag import JEPAEncoder, ModelNotFoundError
 
     try:
-        return JEPAEncoder.from_pretrained("none")
+        return JEPAEncoder.from_pretrained("none", precision="fp32")
     except ModelNotFoundError as exc:
         pytest.skip(f"all-mpnet-base-v2 unavailable: {exc}")
 
@@ -74,7 +74,7 @@ def vanilla(mpnet, encoder_cache_dir):
     """Vanilla all-mpnet-base-v2; under ``--full`` on the fresh cache, so its vectors are re-encoded."""
     from jepa_rag import JEPAEncoder
 
-    return mpnet if encoder_cache_dir is None else JEPAEncoder.from_pretrained("none", cache_dir=encoder_cache_dir)
+    return mpnet if encoder_cache_dir is None else JEPAEncoder.from_pretrained("none", cache_dir=encoder_cache_dir, precision="fp32")
 
 
 # ------------------------------------------------------------------------------------------- a real Chroma server

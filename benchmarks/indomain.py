@@ -76,7 +76,7 @@ INDOMAIN_ABLATIONS = {
 
 def ablate(ds: str, chosen: str, seeds: list[int], runs: Path, log=print) -> dict:
     """Recipe ``chosen`` and each one-lever change, every seed: dev NDCG@10 (the training's own dev) and test."""
-    vanilla = evaluate_beir(JEPAEncoder.from_pretrained("none"), ds)
+    vanilla = evaluate_beir(JEPAEncoder.from_pretrained("none", precision="fp32"), ds)
     rows = {"recipe as chosen": [], **INDOMAIN_ABLATIONS}
     out: dict = {"base_recipe": chosen, "vanilla": vanilla["metrics"]["ndcg@10"], "rows": {}}
     for label, extra in rows.items():
@@ -86,7 +86,7 @@ def ablate(ds: str, chosen: str, seeds: list[int], runs: Path, log=print) -> dic
             res = (_train(ds, seed, CANDIDATES[ds][chosen], runs, chosen) if not extra else
                    _train(ds, seed, [*CANDIDATES[ds][chosen], *extra], runs / "ablation", f"abl{len(out['rows'])}"))
             meta = json.loads((Path(res.checkpoint) / "adapter_config.json").read_text())
-            r = evaluate_beir(JEPAEncoder.from_pretrained(res.checkpoint), ds)
+            r = evaluate_beir(JEPAEncoder.from_pretrained(res.checkpoint, precision="fp32"), ds)
             dev.append(meta["metrics"]["dev"]["ndcg@10"])
             test.append(r["metrics"]["ndcg@10"])
             pqs.append(r["per_query"]["ndcg@10"])
@@ -115,7 +115,7 @@ def run(datasets: list[str], seeds: list[int], runs: Path, log=print, candidates
     """Per set: choose a recipe on dev (seed ``seeds[0]``), then train every seed of it and evaluate test once each."""
     t0 = time.time()
     candidates = candidates or CANDIDATES
-    vanilla = JEPAEncoder.from_pretrained("none")
+    vanilla = JEPAEncoder.from_pretrained("none", precision="fp32")
     out: dict = {"seeds": seeds, "datasets": {}}
     for ds in datasets:
         base = evaluate_beir(vanilla, ds)
@@ -133,7 +133,7 @@ def run(datasets: list[str], seeds: list[int], runs: Path, log=print, candidates
         scores, pqs, epochs = [], [], []
         for seed in seeds:
             res = first[chosen] if seed == seeds[0] else _train(ds, seed, candidates[ds][chosen], runs, chosen)
-            r = evaluate_beir(JEPAEncoder.from_pretrained(res.checkpoint), ds)
+            r = evaluate_beir(JEPAEncoder.from_pretrained(res.checkpoint, precision="fp32"), ds)
             scores.append(r["metrics"]["ndcg@10"])
             pqs.append(r["per_query"]["ndcg@10"])
             epochs.append(res.best_epoch)

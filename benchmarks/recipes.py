@@ -97,7 +97,7 @@ def mean_test_ndcg(entry: dict) -> float:
 
 def run(seeds: list[int], candidates: list[str], runs: Path, log=print) -> dict:
     t0 = time.time()
-    vanilla = JEPAEncoder.from_pretrained("none")
+    vanilla = JEPAEncoder.from_pretrained("none", precision="fp32")
     base = {(ds, sp): evaluate_beir(vanilla, ds, split=sp) for ds, sp in list(DEV.items()) + list(TEST.items())}
     out: dict = {"seeds": seeds, "vanilla": {f"{ds}/{sp}": r["metrics"] for (ds, sp), r in base.items()},
                  "candidates": {}}
@@ -112,7 +112,7 @@ def run(seeds: list[int], candidates: list[str], runs: Path, log=print) -> dict:
             res = train(cfg, resume=True, show_progress_bar=False, log=lambda *_: None)
             ckpts.append(str(res.checkpoint))
             epochs.append(res.best_epoch)
-            enc = JEPAEncoder.from_pretrained(res.checkpoint)
+            enc = JEPAEncoder.from_pretrained(res.checkpoint, precision="fp32")
             for ds, sp in list(DEV.items()) + list(TEST.items()):
                 r = evaluate_beir(enc, ds, split=sp)
                 rows[f"{ds}/{sp}"]["ndcg@10"].append(r["metrics"]["ndcg@10"])

@@ -43,7 +43,7 @@ def run(seeds: list[int], out_dir: Path, runs_dir: Path, variants: list[str], lo
         stem: str = "seed_reproduction", command: str | None = None) -> dict:
     """Train every variant once per seed, evaluate both protocols, write ``<stem>.md`` + ``<stem>.json``."""
     t0 = time.time()
-    vanilla = JEPAEncoder.from_pretrained("none")
+    vanilla = JEPAEncoder.from_pretrained("none", precision="fp32")
     base = {ds: evaluate_beir(vanilla, ds) for ds in DATASETS}
     results: dict = {"seeds": seeds, "vanilla": {ds: base[ds]["metrics"] for ds in DATASETS}, "variants": {}}
     for name in variants:
@@ -52,7 +52,7 @@ def run(seeds: list[int], out_dir: Path, runs_dir: Path, variants: list[str], lo
             cfg = load_train_config(str(CONFIGS / f"{name}.yaml"),
                                     [f"seed={seed}", f"output_dir={runs_dir}/{name}/seed{seed}"])
             res = train(cfg, resume=False, show_progress_bar=False, log=lambda *_: None)
-            enc = JEPAEncoder.from_pretrained(res.checkpoint)
+            enc = JEPAEncoder.from_pretrained(res.checkpoint, precision="fp32")
             for ds in DATASETS:
                 seed_eval = evaluate_beir(enc, ds)  # the checkpoint's own scoring: the seed protocol
                 std_eval = evaluate_beir(enc, ds, scoring="cosine")

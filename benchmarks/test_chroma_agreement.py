@@ -25,7 +25,7 @@ def test_chroma_hnsw_agrees_with_exact_search(mpnet, tmp_path, benchmark):
     from integrations.chroma import JEPAEmbeddingFunction, get_or_create_collection, ingest
 
     checkpoint = "default" if DEFAULT_CHECKPOINT.is_dir() else "none"
-    exact = evaluate_beir(JEPAEncoder.from_pretrained(checkpoint), "scifact")  # also imports the base vectors
+    exact = evaluate_beir(JEPAEncoder.from_pretrained(checkpoint, precision="fp32"), "scifact")  # also imports the base vectors
     ds = load_beir(beir_folder("scifact"), "test")
     ids, texts = ds.corpus_texts()
     client = chromadb.PersistentClient(path=str(tmp_path / "chroma"))

@@ -43,7 +43,7 @@ def test_default_checkpoint_not_worse_than_vanilla(dataset, vanilla, encoder_cac
     if not DEFAULT_CHECKPOINT.is_dir():
         pytest.skip(f"no default checkpoint shipped at {DEFAULT_CHECKPOINT}")
     require_beir_vectors(vanilla, dataset, full_mode)
-    default = JEPAEncoder.from_pretrained("default", cache_dir=encoder_cache_dir)
+    default = JEPAEncoder.from_pretrained("default", cache_dir=encoder_cache_dir, precision="fp32")
     row = benchmark.pedantic(lambda: quality_gate(default, vanilla, dataset, embeddings_spec), rounds=1, iterations=1)
     row["mode"] = "full" if full_mode else "precomputed"
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -66,4 +66,4 @@ def test_broken_checkpoint_fails_the_gate(mpnet, tmp_path):
             p.normal_(0, 1.0)
     save_checkpoint(Checkpoint(cfg, mpnet.fingerprint, broken.head_state_dict()), tmp_path / "broken")
     with pytest.raises(AssertionError, match="significantly below vanilla"):
-        quality_gate(JEPAEncoder.from_pretrained(tmp_path / "broken"), mpnet, "scifact")
+        quality_gate(JEPAEncoder.from_pretrained(tmp_path / "broken", precision="fp32"), mpnet, "scifact")

@@ -54,7 +54,7 @@ def test_encode_overhead_of_heads(benchmark, shared_data, mpnet):
     from sentence_transformers import SentenceTransformer
 
     texts = load_msmarco_pairs().queries[:ENCODE_TEXTS]
-    enc = JEPAEncoder.from_pretrained("default", use_cache=False)
+    enc = JEPAEncoder.from_pretrained("default", use_cache=False, precision="fp32")
     plain_model = SentenceTransformer(str(enc.base_folder), device="cpu", local_files_only=True)
     plain_model.eval()
 

@@ -1,21 +1,29 @@
-"""An on-disk cache of the frozen base encoder's outputs.
+"""An on-disk cache of the frozen base encoder's outputs, in one LMDB database per base model.
 
-Keyed by the base model's fingerprint (one folder each) and the sha256 of each text. Each batch of new vectors
-is written as its own shard: ``shard-N.npy`` first, then ``shard-N.keys`` (the commit marker), both via a temp
-file, fsync and rename; each writer claims its shard number by creating the ``.npy`` exclusively, so processes
-sharing the folder never overwrite each other's shards. A crash loses at most the batch being written; a re-run resumes from there. Shards are
-read memory-mapped, so a cache larger than RAM still works.
+Keyed by the base model's fingerprint (one folder each, holding ``fingerprint.json``, ``vectors.mdb`` and its
+``vectors.mdb-lock``) and the first 16 bytes of each text's sha256; a value is the float32 vector. Why LMDB: the
+number of files and descriptors stays constant however many texts are cached (the shard-per-batch layout it
+replaces cost two files and a descriptor per batch), every write is one transaction that a SIGKILL either keeps
+whole or loses whole, several processes may write at once (LMDB serialises writers) while others read, and bulk
+reads are as fast as memory-mapped shards were (``benchmarks/results/cache.md`` has both measured against SQLite
+in WAL mode, which was 2-4x slower here).
+
+A folder written by the shard layout is imported into the database the first time it is opened, then its shard
+files are removed (logged once).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import lmdb
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -23,10 +31,20 @@ from .base_model import Fingerprint, jepa_home
 from .errors import EmbeddingMismatchError, InvalidInputError
 
 EncodeFn = Callable[[list[str]], np.ndarray]
+log = logging.getLogger("jepa_rag")
+
+DB_NAME = "vectors.mdb"
+# the file grows with what is stored; the map is only address space (64-bit) and caps the database's size
+MAP_SIZE = 1 << 40 if sys.maxsize > 2**32 else 1 << 30
+_LOOKUP_CHUNK = 4096
 
 
 def text_key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def _key(text: str) -> bytes:
+    return hashlib.sha256(text.encode("utf-8")).digest()[:16]
 
 
 def _atomic_write_bytes(path: Path, write: Callable[[object], None]) -> None:
@@ -36,6 +54,24 @@ def _atomic_write_bytes(path: Path, write: Callable[[object], None]) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+# LMDB allows one open environment per database file and process (a second open of the same file in one process
+# breaks its locking), so every cache object on a folder shares one; a forked child opens its own.
+_ENVS: dict[str, tuple[int, lmdb.Environment]] = {}
+_ENVS_LOCK = threading.Lock()
+
+
+def _environment(path: Path) -> lmdb.Environment:
+    key = str(path.resolve())
+    with _ENVS_LOCK:
+        held = _ENVS.get(key)
+        if held is not None and held[0] == os.getpid():
+            return held[1]
+        env = lmdb.open(key, subdir=False, map_size=MAP_SIZE, max_readers=1024, max_dbs=0, readahead=False,
+                        metasync=False, lock=True)
+        _ENVS[key] = (os.getpid(), env)
+        return env
 
 
 class EmbeddingCache:
@@ -51,78 +87,49 @@ class EmbeddingCache:
         meta = self.dir / "fingerprint.json"
         if not meta.exists():
             _atomic_write_bytes(meta, lambda fh: fh.write(json.dumps(fingerprint.to_dict(), indent=2).encode()))
-        self._index: dict[str, tuple[int, int]] = {}
-        self._shards: dict[int, np.ndarray] = {}
-        self._next = 0
-        self._claim_lock = threading.Lock()
-        self.reload()
+        self._row_bytes = 4 * fingerprint.dim
+        self._env = _environment(self.dir / DB_NAME)
+        self._import_shards()
 
-    def reload(self) -> None:
-        """Pick up shards written since (by this or another process)."""
-        for keys_file in sorted(self.dir.glob("shard-*.keys")):
-            n = int(keys_file.stem.split("-")[1])
-            self._next = max(self._next, n + 1)
-            if n in self._shards:
-                continue
-            keys = keys_file.read_text().split()
-            vecs = np.load(self.dir / f"shard-{n:06d}.npy", mmap_mode="r", allow_pickle=False)
-            if vecs.shape != (len(keys), self.fingerprint.dim):
-                continue  # a shard from an interrupted write that never committed properly; ignore it
-            self._shards[n] = vecs
-            for row, key in enumerate(keys):
-                self._index.setdefault(key, (n, row))
-
-    def _claim_shard(self) -> int:
-        """A shard number no other writer uses, claimed by creating its ``.npy`` exclusively.
-
-        Why: two processes (or threads) sharing this folder each count shards from what they saw when they last
-        looked; without a claim both would write ``shard-N`` and one's keys could end up paired with the other's
-        vectors. An empty claimed file without ``.keys`` is an uncommitted shard, ignored by readers.
-        """
-        with self._claim_lock:
-            while True:
-                n = self._next
-                self._next += 1
-                try:
-                    fd = os.open(self.dir / f"shard-{n:06d}.npy", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-                except FileExistsError:
-                    continue
-                os.close(fd)
-                return n
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self.dir / DB_NAME
 
     def __len__(self) -> int:
-        return len(self._index)
+        return int(self._env.stat()["entries"])
 
     def __contains__(self, text: str) -> bool:
-        return text_key(text) in self._index
+        with self._env.begin(buffers=True) as txn:
+            return txn.get(_key(text)) is not None
 
     def add(self, texts: Sequence[str], vectors: np.ndarray) -> None:
-        """Commit one shard of vectors for ``texts`` (rows in order)."""
+        """Store vectors for ``texts`` (rows in order) in one transaction; texts already stored keep their vector."""
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.shape != (len(texts), self.fingerprint.dim):
             raise InvalidInputError(
                 f"cache: expected vectors of shape ({len(texts)}, {self.fingerprint.dim}), got {vectors.shape}")
         if not np.isfinite(vectors).all():
             raise InvalidInputError("cache: refusing to store non-finite vectors")
-        keys = [text_key(t) for t in texts]
-        n = self._claim_shard()
-        npy = self.dir / f"shard-{n:06d}.npy"
-        _atomic_write_bytes(npy, lambda fh: np.save(fh, vectors, allow_pickle=False))
-        _atomic_write_bytes(self.dir / f"shard-{n:06d}.keys", lambda fh: fh.write("\n".join(keys).encode()))
-        self._shards[n] = np.load(npy, mmap_mode="r", allow_pickle=False)
-        for row, key in enumerate(keys):
-            self._index.setdefault(key, (n, row))
+        self._put([_key(t) for t in texts], vectors)
+
+    def _put(self, keys: list[bytes], vectors: np.ndarray) -> None:
+        rows = np.ascontiguousarray(vectors, dtype="<f4")
+        with self._env.begin(write=True) as txn:
+            txn.cursor().putmulti(((k, rows[i].tobytes()) for i, k in enumerate(keys)), overwrite=False)
 
     def lookup(self, texts: Sequence[str]) -> tuple[np.ndarray, list[int]]:
         """Rows for ``texts`` (zeros where missing) and the indices of the missing ones."""
         out = np.zeros((len(texts), self.fingerprint.dim), dtype=np.float32)
         missing = []
-        for i, t in enumerate(texts):
-            hit = self._index.get(text_key(t))
-            if hit is None:
-                missing.append(i)
-            else:
-                out[i] = self._shards[hit[0]][hit[1]]
+        for start in range(0, len(texts), _LOOKUP_CHUNK):  # short read transactions: never pin old pages for long
+            with self._env.begin(buffers=True) as txn:
+                for i in range(start, min(start + _LOOKUP_CHUNK, len(texts))):
+                    value = txn.get(_key(texts[i]))
+                    if value is None or len(value) != self._row_bytes:
+                        missing.append(i)
+                    else:
+                        out[i] = np.frombuffer(value, dtype="<f4")
         return out, missing
 
     def embed(
@@ -133,8 +140,11 @@ class EmbeddingCache:
         chunk_size: int = 256,
         show_progress_bar: bool | None = None,
         desc: str = "encoding (base model)",
+        store: bool = True,
     ) -> np.ndarray:
-        """Vectors for ``texts``: cache hits are read, misses encoded in chunks and committed chunk by chunk."""
+        """Vectors for ``texts``: cache hits are read, misses encoded in chunks and committed chunk by chunk.
+
+        ``store=False`` reads the cache but writes nothing (what the encoder does for queries by default)."""
         out, missing = self.lookup(texts)
         if not missing:
             return out
@@ -147,11 +157,40 @@ class EmbeddingCache:
             for start in range(0, len(todo), chunk_size):
                 chunk = todo[start:start + chunk_size]
                 vecs = np.asarray(encode_fn(chunk), dtype=np.float32)
-                self.add(chunk, vecs)
+                if store:
+                    self.add(chunk, vecs)
                 for t, v in zip(chunk, vecs):
                     out[unique[t]] = v
                 bar.update(len(chunk))
         return out
+
+    def _import_shards(self) -> None:
+        """Move vectors from the shard-per-batch layout (``shard-N.npy`` + ``shard-N.keys``) into the database.
+
+        A shard without its ``.keys`` never committed and is dropped; shard files are removed only after their
+        vectors are committed, so a crash mid-import loses nothing and the next open finishes it.
+        """
+        keys_files = sorted(self.dir.glob("shard-*.keys"))
+        leftovers = [p for p in self.dir.glob("shard-*.npy*") if not p.with_suffix(".keys").exists()]
+        if not keys_files and not leftovers:
+            return
+        imported = 0
+        for keys_file in keys_files:
+            npy = keys_file.with_suffix(".npy")
+            try:
+                keys = keys_file.read_text().split()
+                vecs = np.load(npy, mmap_mode="r", allow_pickle=False)
+            except (OSError, ValueError):
+                keys, vecs = [], None
+            if vecs is not None and vecs.shape == (len(keys), self.fingerprint.dim) and np.isfinite(vecs).all():
+                self._put([bytes.fromhex(k) for k in keys], np.asarray(vecs))
+                imported += len(keys)
+            for f in (npy, keys_file):
+                f.unlink(missing_ok=True)
+        for f in leftovers:
+            f.unlink(missing_ok=True)
+        log.info("embedding cache %s: imported %d vectors from %d shard files of the old layout and removed them",
+                 self.dir, imported, len(keys_files))
 
 
 def import_precomputed(

@@ -6,12 +6,15 @@ An imported file only enters the cache after a random sample was re-encoded with
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from .cache import import_precomputed
 from .data import Pairs, doc_text, read_all_queries, shared_data_dir
 from .encoder import JEPAEncoder
 from .errors import DataNotFoundError
+
+log = logging.getLogger("jepa_rag")
 
 
 def _model_short(model_id: str) -> str:
@@ -20,7 +23,12 @@ def _model_short(model_id: str) -> str:
 
 def _takes_imports(encoder: JEPAEncoder) -> bool:
     """Only a cache of fp32 vectors may receive the files (they hold fp32 vectors)."""
-    return encoder.cache is not None and encoder.precision == "fp32"
+    if encoder.cache is not None and encoder.precision != "fp32":
+        log.warning("precomputed base vectors are fp32; this encoder runs in %s (precision=%r), so they are not "
+                    "imported and every text is encoded: pass precision='fp32' to use them", encoder.precision,
+                    encoder.requested_precision)
+        return False
+    return encoder.cache is not None
 
 
 def find_embeddings(spec: str | None, file_name: str, model_id: str) -> Path | None:

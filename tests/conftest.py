@@ -53,10 +53,10 @@ def minilm_fingerprint(minilm_dir):
 
 @pytest.fixture(scope="session")
 def minilm_encoder(minilm_dir):
-    """The vanilla MiniLM encoder (no heads), sharing one loaded model across tests."""
+    """The vanilla MiniLM encoder (no heads) in the reference arithmetic (fp32), sharing one loaded model."""
     from jepa_rag import JEPAEncoder
 
-    return JEPAEncoder.from_pretrained("none", base_model=str(minilm_dir))
+    return JEPAEncoder.from_pretrained("none", base_model=str(minilm_dir), precision="fp32")
 
 
 @pytest.fixture(scope="session")

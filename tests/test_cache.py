@@ -56,12 +56,53 @@ def test_resumes_after_crash(tmp_path, fp):
     assert enc.calls == texts[4:]  # the committed chunk was kept
 
 
-def test_ignores_uncommitted_shard(tmp_path, fp):
+def _legacy_shard(folder, n, texts, vecs, keys_file=True):
+    """A shard as the shard-per-batch cache wrote it: ``shard-N.npy``, then ``shard-N.keys`` as its commit marker."""
+    from jepa_rag.cache import text_key
+
+    np.save(folder / f"shard-{n:06d}.npy", np.asarray(vecs, np.float32))
+    if keys_file:
+        (folder / f"shard-{n:06d}.keys").write_text("\n".join(text_key(t) for t in texts))
+
+
+def test_imports_a_shard_cache_once_and_removes_its_files(tmp_path, fp, caplog):
+    enc = CountingEncoder()
+    folder = tmp_path / fp.key
+    folder.mkdir()
+    _legacy_shard(folder, 0, ["a", "b"], enc(["a", "b"]))
+    _legacy_shard(folder, 1, ["c"], enc(["c"]))
+    _legacy_shard(folder, 2, ["never"], enc(["never"]), keys_file=False)  # killed before its commit marker
+    expected = enc(["a", "b", "c"])
+    enc.calls.clear()
+    with caplog.at_level("INFO", logger="jepa_rag"):
+        cache = EmbeddingCache(fp, tmp_path)
+    assert "imported 3 vectors from 2 shard files" in caplog.text
+    got, missing = cache.lookup(["a", "b", "c", "never"])
+    assert missing == [3]
+    np.testing.assert_array_equal(got[:3], expected)
+    assert sorted(p.name for p in folder.iterdir()) == ["fingerprint.json", "vectors.mdb", "vectors.mdb-lock"]
+    caplog.clear()
+    with caplog.at_level("INFO", logger="jepa_rag"):
+        assert len(EmbeddingCache(fp, tmp_path)) == 3
+    assert "imported" not in caplog.text
+
+
+def test_a_constant_number_of_files_however_many_batches(tmp_path, fp):
     cache = EmbeddingCache(fp, tmp_path)
-    cache.embed(["a"], CountingEncoder())
-    # a vectors file without its keys file (crash between the two renames) is not used
-    np.save(cache.dir / "shard-000099.npy", np.zeros((1, 4), np.float32))
-    assert len(EmbeddingCache(fp, tmp_path)) == 1
+    enc = CountingEncoder()
+    for i in range(300):
+        cache.embed([f"text {i}"], enc)
+    assert len(cache) == 300
+    assert len(list(cache.dir.iterdir())) == 3
+
+
+def test_store_false_reads_but_never_writes(tmp_path, fp):
+    enc = CountingEncoder()
+    cache = EmbeddingCache(fp, tmp_path)
+    cache.embed(["kept"], enc)
+    out = cache.embed(["kept", "fleeting"], enc, store=False)
+    assert enc.calls == ["kept", "fleeting"] and len(cache) == 1
+    np.testing.assert_array_equal(out, enc(["kept", "fleeting"]))
 
 
 def test_refuses_wrong_shapes_and_nan(tmp_path, fp):
