@@ -7,6 +7,8 @@ framework is missing raises an :class:`ImportError` naming the pip extra to inst
     from integrations import JEPAEmbedding            # LlamaIndex   (pip install 'jepa-rag[llamaindex]')
     from integrations import JEPAEmbeddings           # LangChain    (pip install 'jepa-rag[langchain]')
     from integrations import JEPAEmbeddingFunction    # Chroma       (pip install 'jepa-rag[chroma]')
+    from integrations import JEPAHybridRetriever      # LangChain hybrid (BM25 + dense); JEPAHybridNodeRetriever
+                                                      # for LlamaIndex, HybridCollection for Chroma
 
 Every adapter embeds documents along the document route (``encode_documents``) and queries along the query
 route (``encode_queries``, which goes through the predictor when the checkpoint says so): mixing the two up
@@ -30,6 +32,10 @@ _LAZY = {
     "get_or_create_collection": "chroma",
     "check_collection": "chroma",
     "ingest": "chroma",
+    "HybridCollection": "chroma_lexical",
+    "hybrid_collection": "chroma_lexical",
+    "JEPAHybridRetriever": "langchain",
+    "JEPAHybridNodeRetriever": "llamaindex",
 }
 
 __all__ = list(_LAZY)

@@ -17,14 +17,28 @@ import asyncio
 import os
 from typing import Any
 
-from ._common import DEFAULT, load_encoder, normalize_base_model, normalize_checkpoint, require
+from ._common import (
+    CACHE_DIR_HELP,
+    CACHE_QUERIES_HELP,
+    DEFAULT,
+    PRECISION_HELP,
+    USE_CACHE_HELP,
+    load_encoder,
+    normalize_base_model,
+    normalize_checkpoint,
+    require,
+)
 
 require("langchain_core", "langchain", "integrations.langchain (JEPAEmbeddings)")
 
+from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun  # noqa: E402
+from langchain_core.documents import Document  # noqa: E402
 from langchain_core.embeddings import Embeddings  # noqa: E402
+from langchain_core.retrievers import BaseRetriever  # noqa: E402
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator  # noqa: E402
 
-__all__ = ["JEPAEmbeddings", "cosine_relevance", "jepa_chroma_retriever", "jepa_chroma_vectorstore"]
+__all__ = ["JEPAEmbeddings", "JEPAHybridRetriever", "cosine_relevance", "jepa_chroma_retriever",
+           "jepa_chroma_vectorstore"]
 
 
 class JEPAEmbeddings(BaseModel, Embeddings):
@@ -32,7 +46,9 @@ class JEPAEmbeddings(BaseModel, Embeddings):
 
     ``JEPAEmbeddings()`` loads the checkpoint shipped with jepa-rag; ``checkpoint=`` takes a checkpoint folder or
     ``"none"`` (the plain base model), ``base_model=`` a local model folder or Hub id, ``device=`` a torch device.
-    ``precision="bf16"`` runs the frozen base in bfloat16 (~1.7× faster on CPU, same embedding space as fp32).
+    ``precision`` is the frozen base's arithmetic (default ``"auto"``: bfloat16 where the hardware computes it
+    natively, fp32 elsewhere; the same embedding space either way). Documents' base vectors are cached on disk
+    (``use_cache``, ``cache_dir``); queries stay in a bounded in-memory LRU unless ``cache_queries=True``.
     """
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
@@ -40,8 +56,10 @@ class JEPAEmbeddings(BaseModel, Embeddings):
     checkpoint: str = Field(default=DEFAULT, description="'default', 'none' or a jepa-rag checkpoint folder.")
     base_model: str | None = Field(default=None, description="Base model folder or id; None: the checkpoint's.")
     device: str | None = Field(default=None, description="Torch device; None: the encoder's default (CPU).")
-    precision: str = Field(default="fp32", description="The frozen base's arithmetic: 'fp32' or 'bf16' "
-                           "(~1.7x faster on CPU, SciFact NDCG@10 within 0.002).")
+    precision: str = Field(default="auto", description=PRECISION_HELP)
+    use_cache: bool = Field(default=True, description=USE_CACHE_HELP)
+    cache_dir: str | None = Field(default=None, description=CACHE_DIR_HELP)
+    cache_queries: bool = Field(default=False, description=CACHE_QUERIES_HELP)
 
     _encoder: Any = PrivateAttr(default=None)
 
@@ -58,13 +76,17 @@ class JEPAEmbeddings(BaseModel, Embeddings):
     def __init__(self, **data: Any):
         super().__init__(**data)
         # load now, outside pydantic validation, so a bad checkpoint raises jepa-rag's own error
-        self._encoder = load_encoder(self.checkpoint, self.base_model, self.device, self.precision)
+        self._encoder = self._load()
+
+    def _load(self):
+        return load_encoder(self.checkpoint, self.base_model, self.device, self.precision, use_cache=self.use_cache,
+                            cache_dir=self.cache_dir, cache_queries=self.cache_queries)
 
     @property
     def encoder(self):
         """The underlying :class:`jepa_rag.JEPAEncoder` (shared by every adapter using the same checkpoint)."""
         if self._encoder is None:
-            self._encoder = load_encoder(self.checkpoint, self.base_model, self.device, self.precision)
+            self._encoder = self._load()
         return self._encoder
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
@@ -113,7 +135,9 @@ def jepa_chroma_vectorstore(collection_name: str = "jepa_rag", embeddings: JEPAE
         client = (chromadb.PersistentClient(path=os.fspath(persist_directory)) if persist_directory is not None
                   else chromadb.EphemeralClient())
     embeddings = embeddings if embeddings is not None else JEPAEmbeddings()
-    ef = JEPAEmbeddingFunction(embeddings.checkpoint, embeddings.base_model, embeddings.device, embeddings.precision)
+    ef = JEPAEmbeddingFunction(embeddings.checkpoint, embeddings.base_model, embeddings.device, embeddings.precision,
+                               use_cache=embeddings.use_cache, cache_dir=embeddings.cache_dir,
+                               cache_queries=embeddings.cache_queries)
     # creates the collection in the cosine space (so Chroma picks its cosine relevance function, 1 - distance),
     # or refuses a collection built with another checkpoint
     collection = get_or_create_collection(client, collection_name, ef)
@@ -136,3 +160,71 @@ def jepa_chroma_retriever(collection_name: str = "jepa_rag", embeddings: JEPAEmb
                                     **chroma_kwargs)
     kwargs = {"k": k, **(search_kwargs or {})}
     return store.as_retriever(search_type=search_type, search_kwargs=kwargs)
+
+
+class JEPAHybridRetriever(BaseRetriever):
+    """Hybrid retrieval: a cosine Chroma search (:func:`jepa_chroma_vectorstore`) fused with BM25 over the same
+    documents, the fusion weight the checkpoint stores (chosen on dev judgments).
+
+    ``JEPAHybridRetriever(collection_name=..., persist_directory=... | client=..., k=4)`` opens the collection
+    like :func:`jepa_chroma_vectorstore`; ``vectorstore`` then holds that store, whose writes (``add_texts``,
+    ``add_documents``, ``delete``) keep the BM25 index in step (see :mod:`integrations.chroma_lexical`). With a
+    Chroma server (``client=chromadb.HttpClient(...)``) ``lexical_dir`` names a local folder for the BM25 index.
+    ``k`` may also be given per call: ``retriever.invoke(query, k=10)``. Each returned Document carries
+    ``hybrid_score`` (fused), ``dense_score`` (cosine similarity) and ``lexical_score`` (BM25; None where that side
+    did not return it) in its metadata.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    collection_name: str = "jepa_rag"
+    embeddings: JEPAEmbeddings | None = None
+    client: Any = None
+    persist_directory: str | None = None
+    lexical_dir: str | None = None
+    k: int = Field(default=4, ge=1)
+    depth: int | None = Field(default=None, ge=1, description="Candidates per side; None: the fusion's depth.")
+    fusion: Any = Field(default=None, description="A jepa_rag.fusion.Fusion; None: the checkpoint's.")
+    vectorstore: Any = None
+
+    _hybrid: Any = PrivateAttr(default=None)
+
+    def model_post_init(self, context: Any) -> None:
+        from .chroma_lexical import HybridCollection
+
+        if self.vectorstore is None:
+            self.vectorstore = jepa_chroma_vectorstore(self.collection_name, self.embeddings, client=self.client,
+                                                       persist_directory=self.persist_directory)
+        store = self.vectorstore
+        if self.embeddings is None:
+            self.embeddings = store.embeddings
+        hybrid = store._collection
+        if not isinstance(hybrid, HybridCollection):
+            hybrid = HybridCollection(store._client, hybrid, lexical_dir=self.lexical_dir, fusion=self.fusion)
+            # langchain_chroma writes through this attribute: routing it via HybridCollection keeps BM25 in step
+            store._chroma_collection = hybrid
+        self._hybrid = hybrid
+
+    @property
+    def hybrid_collection(self):
+        """The :class:`~integrations.chroma_lexical.HybridCollection` behind this retriever."""
+        return self._hybrid
+
+    def _search(self, query: str, k: int | None) -> list[Document]:
+        k = self.k if k is None else k
+        vector = self.embeddings.embed_query(query)
+        res = self._hybrid.hybrid_query([query], k, query_embeddings=[vector], depth=self.depth,
+                                        fusion=self.fusion)
+        return [Document(id=i, page_content=doc or "",
+                         metadata={**(meta or {}), "hybrid_score": s, "dense_score": d, "lexical_score": lx})
+                for i, doc, meta, s, d, lx in zip(res["ids"][0], res["documents"][0], res["metadatas"][0],
+                                                  res["scores"][0], res["dense_scores"][0],
+                                                  res["lexical_scores"][0])]
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun,
+                                k: int | None = None) -> list[Document]:
+        return self._search(query, k)
+
+    async def _aget_relevant_documents(self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun,
+                                       k: int | None = None) -> list[Document]:
+        return await asyncio.to_thread(self._search, query, k)

@@ -1,0 +1,468 @@
+"""Hybrid retrieval on Chroma: a BM25 index that belongs to a collection and is kept in step with it.
+
+:class:`HybridCollection` wraps a chromadb collection. Every write made through it (``add``, ``upsert``,
+``update``, ``delete``, and :func:`integrations.chroma.ingest` given a HybridCollection) marks the collection, and
+:meth:`HybridCollection.hybrid_query` fuses Chroma's cosine top-``depth`` with BM25's top-``depth``
+(:class:`jepa_rag.fusion.Fusion`, the collection's checkpoint's weight by default). Anything it does not override
+goes to the wrapped collection, so LangChain's ``Chroma`` and LlamaIndex's ``ChromaVectorStore`` can write
+through it too.
+
+The collection is the source of truth; the lexical index is derived from its documents, so a crash can lose
+nothing: at worst the index is rebuilt. Where it lives: ``<PersistentClient path>/jepa_rag_lexical/<collection
+id>/`` for an embedded client, ``<lexical_dir>/<collection id>/`` for a Chroma server (``lexical_dir`` is then
+required), and only in memory for an ``EphemeralClient``.
+
+Staleness check (two cheap calls per query: the collection's metadata and ``count()``):
+
+- a *generation* stamp lives in the collection's metadata (key :data:`GENERATION_KEY`). A write through this API
+  takes the folder's lock (``flock``, so other processes and threads using the folder wait), sets the stamp to
+  ``dirty:<folder>:<token>``, writes, then sets it to ``clean:<token>``. A saved index records the generation and
+  the count it was built at, and is served only when both still match and the generation is clean.
+- a dirty stamp seen while holding the lock of the folder that wrote it means that writer died mid-write (a
+  live one would hold the lock): the index is rebuilt from the collection and the stamp cleaned. A dirty stamp
+  from another folder (a writer on another machine) is never trusted: the index is rebuilt for every query, and
+  not saved, until that writer cleans it (or :meth:`HybridCollection.refresh` is called once it has stopped).
+- a save writes a fresh folder, then atomically replaces ``current.json`` (which names it and holds the stamp):
+  a kill leaves the old index or the new one, never a mix, and the stamp always describes the files it names.
+
+What it detects: every write through this API, from any process or machine sharing the collection; writes that
+bypass it (plain chromadb calls on the collection) when they change ``count()``. What it cannot detect: a bypassing
+write that keeps the count (an ``update``/``upsert`` of existing ids, or as many deletes as adds): call
+:meth:`HybridCollection.refresh` after writing around this API.
+
+bm25s indexes are rebuilt, not updated in place; rebuilds are lazy: writes only mark the collection, and the
+next query rebuilds once, however many writes came before it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import socket
+import threading
+import uuid
+import warnings
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from jepa_rag.encoder import validate_texts
+from jepa_rag.errors import InvalidInputError, LexicalIndexError
+from jepa_rag.fusion import Fusion, fusion_of
+from jepa_rag.lexical import LexicalIndex
+
+from ._common import require
+
+require("chromadb", "chroma", "integrations.chroma_lexical (HybridCollection)")
+
+try:  # POSIX: a lock the kernel drops when its holder dies, even under SIGKILL
+    import fcntl
+except ImportError:  # pragma: no cover  (Windows: the lock is per process only)
+    fcntl = None
+
+__all__ = ["GENERATION_KEY", "HybridCollection", "hybrid_collection"]
+
+GENERATION_KEY = "jepa_rag:lexical_generation"
+FOLDER_NAME = "jepa_rag_lexical"
+CURRENT = "current.json"
+FORMAT_VERSION = 1
+PAGE = 5000  # documents read per ``get`` when rebuilding
+BUILD_ATTEMPTS = 3
+
+_PROCESS_LOCKS: dict[str, threading.Lock] = {}
+_PROCESS_LOCKS_GUARD = threading.Lock()
+
+
+def _is_clean(generation: str | None) -> bool:
+    return generation is None or generation.startswith("clean:")
+
+
+def _dirty_owner(generation: str | None) -> str | None:
+    if generation is None or not generation.startswith("dirty:"):
+        return None
+    return generation.split(":")[1]
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _atomic_write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _is_http_client(client: Any) -> bool:
+    impl = str(getattr(client.get_settings(), "chroma_api_impl", ""))
+    return "fastapi" in impl.lower()
+
+
+class HybridCollection:
+    """A chromadb collection plus its BM25 index, kept in step (see the module docstring for how).
+
+    Build one with :func:`hybrid_collection`, or wrap an open collection: ``HybridCollection(client, collection)``.
+    ``lexical_dir`` is where lexical indexes are kept (one subfolder per collection id); it defaults to a folder
+    inside a ``PersistentClient``'s path, is required for an ``HttpClient`` (a Chroma server), and an
+    ``EphemeralClient`` keeps the index in memory. ``fusion`` overrides the checkpoint's stored fusion.
+    """
+
+    def __init__(self, client: Any, collection: Any, *, lexical_dir: str | os.PathLike | None = None,
+                 fusion: Fusion | None = None):
+        if isinstance(collection, HybridCollection):
+            collection = collection.collection
+        self._client = client
+        self._collection = collection
+        self._fusion = fusion
+        self._folder = self._resolve_folder(lexical_dir)
+        self._owner = self._owner_id()
+        self._index: LexicalIndex | None = None
+        self._index_stamp: tuple | None = None
+        self._memory_lock = threading.Lock()
+        #: how the lexical index was obtained: ``built`` (from the collection) or ``loaded`` (from disk)
+        self.refreshes: Counter[str] = Counter()
+
+    # ---------------------------------------------------------------------------------------- plumbing
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_collection", "_client"):
+            raise AttributeError(name)
+        return getattr(self._collection, name)
+
+    def __repr__(self) -> str:
+        where = str(self._folder) if self._folder is not None else "memory"
+        return f"HybridCollection({self._collection.name!r}, lexical index in {where})"
+
+    @property
+    def collection(self) -> Any:
+        """The wrapped chromadb collection (writes made on it directly bypass the lexical bookkeeping)."""
+        return self._collection
+
+    @property
+    def folder(self) -> Path | None:
+        """This collection's lexical-index folder, or None when it is kept in memory only."""
+        return self._folder
+
+    @property
+    def fusion(self) -> Fusion:
+        """The fusion used by :meth:`hybrid_query`: the one given, else the collection's checkpoint's."""
+        if self._fusion is None:
+            self._fusion = fusion_of(self._checkpoint())
+        return self._fusion
+
+    def _checkpoint(self) -> str | None:
+        stored = (self._collection.configuration_json or {}).get("embedding_function") or {}
+        if stored.get("name") != "jepa_rag":
+            return None
+        return (stored.get("config") or {}).get("checkpoint")
+
+    def _resolve_folder(self, lexical_dir: str | os.PathLike | None) -> Path | None:
+        if lexical_dir is not None:
+            root = Path(lexical_dir).expanduser().resolve()
+        elif _is_http_client(self._client):
+            raise InvalidInputError(
+                "a Chroma server's collection needs lexical_dir=<folder> for its lexical index (the server's own "
+                "folder is not reachable from here); give every client of this collection on this machine the "
+                "same folder")
+        else:
+            settings = self._client.get_settings()
+            if not getattr(settings, "is_persistent", False) or not settings.persist_directory:
+                return None
+            root = Path(settings.persist_directory).expanduser().resolve() / FOLDER_NAME
+        return root / str(self._collection.id)
+
+    def _owner_id(self) -> str:
+        """Who writes here: one id per (machine, folder), or per process for an in-memory index."""
+        where = str(self._folder) if self._folder is not None else f"memory:{os.getpid()}:{self._collection.id}"
+        return hashlib.sha256(f"{socket.gethostname()}\0{where}".encode()).hexdigest()[:16]
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        """The folder's lock: excludes every writer and rebuilder using this folder, across processes."""
+        with _PROCESS_LOCKS_GUARD:
+            plock = _PROCESS_LOCKS.setdefault(self._owner, threading.Lock())
+        if self._folder is None or fcntl is None:
+            with plock:
+                yield
+            return
+        self._folder.mkdir(parents=True, exist_ok=True)
+        with open(self._folder / "lock", "a+b") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    def _generation(self) -> str | None:
+        model = self._client.get_collection(self._collection.name, embedding_function=None)
+        return (model.metadata or {}).get(GENERATION_KEY)
+
+    def _set_generation(self, generation: str) -> None:
+        current = self._client.get_collection(self._collection.name, embedding_function=None).metadata or {}
+        self._collection.modify(metadata={**current, GENERATION_KEY: generation})
+
+    def _stamp(self) -> tuple[str | None, int]:
+        return self._generation(), self._collection.count()
+
+    # ---------------------------------------------------------------------------------------- writes
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Mark the collection dirty, let the caller write, mark it clean; an exception leaves it dirty."""
+        token = uuid.uuid4().hex
+        with self._lock():
+            self._set_generation(f"dirty:{self._owner}:{token}")
+            yield
+            self._set_generation(f"clean:{token}")
+
+    def _embed(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Embed documents before taking the lock, so readers wait for Chroma's write only, not the encoder."""
+        ef = getattr(self._collection, "_embedding_function", None)
+        if kwargs.get("documents") is not None and kwargs.get("embeddings") is None and ef is not None:
+            kwargs["embeddings"] = ef(list(kwargs["documents"]))
+        return kwargs
+
+    def add(self, ids: Any, embeddings: Any = None, metadatas: Any = None, documents: Any = None,
+            **kwargs: Any) -> None:
+        """chromadb's ``add`` (existing ids are kept as they were, as chromadb does), keeping BM25 in step."""
+        kw = self._embed(dict(ids=ids, embeddings=embeddings, metadatas=metadatas, documents=documents, **kwargs))
+        with self._writing():
+            self._collection.add(**kw)
+
+    def upsert(self, ids: Any, embeddings: Any = None, metadatas: Any = None, documents: Any = None,
+               **kwargs: Any) -> None:
+        """chromadb's ``upsert``, keeping BM25 in step."""
+        kw = self._embed(dict(ids=ids, embeddings=embeddings, metadatas=metadatas, documents=documents, **kwargs))
+        with self._writing():
+            self._collection.upsert(**kw)
+
+    def update(self, ids: Any, embeddings: Any = None, metadatas: Any = None, documents: Any = None,
+               **kwargs: Any) -> None:
+        """chromadb's ``update``, keeping BM25 in step."""
+        kw = self._embed(dict(ids=ids, embeddings=embeddings, metadatas=metadatas, documents=documents, **kwargs))
+        with self._writing():
+            self._collection.update(**kw)
+
+    def delete(self, ids: Any = None, where: Any = None, where_document: Any = None, **kwargs: Any) -> None:
+        """chromadb's ``delete``, keeping BM25 in step."""
+        with self._writing():
+            self._collection.delete(ids=ids, where=where, where_document=where_document, **kwargs)
+
+    def ingest(self, ids: Sequence[str], documents: Sequence[str], **kwargs: Any) -> int:
+        """:func:`integrations.chroma.ingest` through this collection (batched, idempotent, resumable)."""
+        from .chroma import ingest
+
+        return ingest(self, ids, documents, **kwargs)
+
+    # ---------------------------------------------------------------------------------------- the lexical index
+    def lexical_index(self) -> LexicalIndex:
+        """The BM25 index of the collection's documents as they are now, rebuilt or reloaded when needed."""
+        return self._fresh()[0]
+
+    def _fresh(self) -> tuple[LexicalIndex, int]:
+        """The fresh index and the collection's count: two cheap calls when nothing changed since last time."""
+        stamp = self._stamp()
+        with self._memory_lock:
+            if self._index is not None and self._index_stamp == stamp and _is_clean(stamp[0]):
+                return self._index, stamp[1]
+        with self._lock():
+            index = self._refresh_locked(force=False)
+        return index, self._collection.count()
+
+    def refresh(self) -> LexicalIndex:
+        """Rebuild the lexical index from the collection now and mark the collection clean.
+
+        For after writes that bypassed this API without changing ``count()``, or to clear the mark of a writer on
+        another machine that died mid-write. Only call it when no other writer is running.
+        """
+        with self._lock():
+            return self._refresh_locked(force=True)
+
+    def _refresh_locked(self, force: bool) -> LexicalIndex:
+        generation = self._generation()
+        if force or _dirty_owner(generation) == self._owner:
+            # holding the lock of the folder that marked it: that writer died mid-write (or a write failed);
+            # whatever it left in the collection is what the rebuilt index will describe
+            self._set_generation(f"clean:{uuid.uuid4().hex}")
+        stamp = self._stamp()
+        with self._memory_lock:
+            if not force and self._index is not None and self._index_stamp == stamp and _is_clean(stamp[0]):
+                return self._index
+        if not force and _is_clean(stamp[0]):
+            loaded = self._load(stamp)
+            if loaded is not None:
+                self.refreshes["loaded"] += 1
+                return self._keep(loaded, stamp)
+        for _ in range(BUILD_ATTEMPTS):
+            index, stamp, settled = self._build()
+            if settled:  # else a write landed while the documents were read: read them again
+                break
+        self.refreshes["built"] += 1
+        if not (settled and _is_clean(stamp[0])):
+            warnings.warn(
+                f"collection {self._collection.name!r} is being written by another writer (generation "
+                f"{stamp[0]!r}); its lexical index is rebuilt for every query until that write is marked clean "
+                "(HybridCollection.refresh() clears the mark of a writer that died)", RuntimeWarning, stacklevel=3)
+            return index
+        self._save(index, stamp)
+        return self._keep(index, stamp)
+
+    def _keep(self, index: LexicalIndex, stamp: tuple) -> LexicalIndex:
+        with self._memory_lock:
+            self._index, self._index_stamp = index, stamp
+        return index
+
+    def _build(self) -> tuple[LexicalIndex, tuple, bool]:
+        """Index every document of the collection; settled when no write landed while reading them."""
+        before = self._stamp()
+        ids: list[str] = []
+        texts: list[str] = []
+        read = 0
+        while True:
+            page = self._collection.get(include=["documents"], limit=PAGE, offset=read)
+            read += len(page["ids"])
+            for doc_id, text in zip(page["ids"], page["documents"] or [None] * len(page["ids"])):
+                if isinstance(text, str) and text.strip():  # a record without text has nothing to match
+                    ids.append(doc_id)
+                    texts.append(text)
+            if len(page["ids"]) < PAGE:
+                break
+        after = self._stamp()
+        index = LexicalIndex(ids, texts, show_progress_bar=False)
+        return index, after, before == after and read == after[1]
+
+    def _stamp_record(self, stamp: tuple) -> dict[str, Any]:
+        return {"format_version": FORMAT_VERSION, "collection_id": str(self._collection.id),
+                "generation": stamp[0], "count": stamp[1]}
+
+    def _load(self, stamp: tuple) -> LexicalIndex | None:
+        """The saved index when its stamp matches ``stamp``; None when missing, stale or corrupt."""
+        if self._folder is None:
+            return None
+        try:
+            current = json.loads((self._folder / CURRENT).read_text(encoding="utf-8"))
+            if not isinstance(current, dict) or not isinstance(current.get("index"), str):
+                return None
+        except (OSError, ValueError):
+            return None
+        if {k: current.get(k) for k in self._stamp_record(stamp)} != self._stamp_record(stamp):
+            return None
+        try:
+            return LexicalIndex.load(self._folder / Path(current["index"]).name)
+        except LexicalIndexError as exc:
+            warnings.warn(f"rebuilding the lexical index of {self._collection.name!r}: {exc}", RuntimeWarning,
+                          stacklevel=4)
+            return None
+
+    def _save(self, index: LexicalIndex, stamp: tuple) -> None:
+        """Write a new index folder, then point ``current.json`` at it; old folders go once nothing names them."""
+        if self._folder is None:
+            return
+        name = f"index-{uuid.uuid4().hex[:12]}"
+        index.save(self._folder / name)
+        _atomic_write_json(self._folder / CURRENT, {**self._stamp_record(stamp), "index": name})
+        for old in self._folder.iterdir():
+            if old.name != name and (old.name.startswith("index-") or old.name.startswith(".index-")):
+                _remove_tree(old)
+
+    # ---------------------------------------------------------------------------------------- hybrid search
+    def hybrid_query(self, query_texts: Sequence[str], n_results: int = 10, *,
+                     query_embeddings: Any = None, depth: int | None = None,
+                     fusion: Fusion | None = None) -> dict[str, list[list[Any]]]:
+        """Dense (Chroma cosine, top ``depth``) and BM25 (top ``depth``) results fused into the ``n_results`` best.
+
+        ``query_embeddings`` skips embedding the queries (their texts are still needed for BM25). Returns a dict
+        like chromadb's ``query``: ``ids``, ``documents``, ``metadatas`` and ``scores`` (the fused score), plus
+        ``dense_scores`` (cosine similarity) and ``lexical_scores`` (BM25), None where a side did not return
+        the document; one list per query, best first.
+        """
+        queries = validate_texts(query_texts, "query_texts")
+        if isinstance(n_results, bool) or not isinstance(n_results, int) or n_results < 1:
+            raise InvalidInputError(f"n_results must be a positive integer, got {n_results!r}")
+        fusion = fusion or self.fusion
+        depth = max(depth or fusion.depth, n_results)
+        index, count = self._fresh()
+        out: dict[str, list[list[Any]]] = {k: [] for k in ("ids", "documents", "metadatas", "scores",
+                                                            "dense_scores", "lexical_scores")}
+        if count == 0:
+            for k in out:
+                out[k] = [[] for _ in queries]
+            return out
+        dense_kwargs: dict[str, Any] = {"n_results": min(depth, count),
+                                        "include": ["documents", "metadatas", "distances"]}
+        if query_embeddings is not None:
+            dense_kwargs["query_embeddings"] = query_embeddings
+        else:
+            dense_kwargs["query_texts"] = queries
+        dense = self._collection.query(**dense_kwargs)
+        lexical = index.search(queries, depth) if len(index) else [[] for _ in queries]
+        to_similarity = self._similarity()
+        missing: set[str] = set()
+        per_query = []
+        for q in range(len(queries)):
+            dense_pairs = [(i, to_similarity(d)) for i, d in zip(dense["ids"][q], dense["distances"][q])]
+            fused = fusion.fuse(dense_pairs, lexical[q], n_results)
+            per_query.append((fused, dict(dense_pairs), dict(lexical[q])))
+            known = set(dense["ids"][q])
+            missing.update(i for i, _ in fused if i not in known)
+        records = {}
+        for q in range(len(queries)):
+            for i, doc, meta in zip(dense["ids"][q], dense["documents"][q], dense["metadatas"][q]):
+                records[i] = (doc, meta)
+        if missing:  # BM25-only hits that made the cut: fetch their text and metadata
+            got = self._collection.get(ids=sorted(missing), include=["documents", "metadatas"])
+            for i, doc, meta in zip(got["ids"], got["documents"], got["metadatas"]):
+                records[i] = (doc, meta)
+        for fused, dense_by_id, lexical_by_id in per_query:
+            fused = [(i, s) for i, s in fused if i in records]  # deleted since the index was read
+            out["ids"].append([i for i, _ in fused])
+            out["scores"].append([s for _, s in fused])
+            out["documents"].append([records[i][0] for i, _ in fused])
+            out["metadatas"].append([records[i][1] for i, _ in fused])
+            out["dense_scores"].append([dense_by_id.get(i) for i, _ in fused])
+            out["lexical_scores"].append([lexical_by_id.get(i) for i, _ in fused])
+        return out
+
+    def _similarity(self):
+        """Chroma distance -> similarity: ``1 - d`` in the cosine and ip spaces, ``-d`` in l2."""
+        config = self._collection.configuration_json or {}
+        space = (config.get("hnsw") or config.get("spann") or {}).get("space", "l2")
+        if space in ("cosine", "ip"):
+            return lambda d: 1.0 - float(d)
+        return lambda d: -float(d)
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def hybrid_collection(client: Any, name: str, embedding_function: Any = None, *,
+                      lexical_dir: str | os.PathLike | None = None, fusion: Fusion | None = None,
+                      create: bool = True) -> HybridCollection:
+    """Open (or create) collection ``name`` with :func:`integrations.chroma.get_or_create_collection` and wrap
+    it in a :class:`HybridCollection` (embedding-space checks included).
+
+    ``lexical_dir`` is required for an ``HttpClient`` (a Chroma server); ``fusion`` overrides the checkpoint's.
+    """
+    from .chroma import get_or_create_collection
+
+    collection = get_or_create_collection(client, name, embedding_function, create=create)
+    return HybridCollection(client, collection, lexical_dir=lexical_dir, fusion=fusion)
