@@ -1,0 +1,147 @@
+"""Crash safety of a hybrid ingest: after a SIGKILL mid-way and a re-run, the dense collection and the lexical
+(BM25) index both hold every acknowledged document exactly once, embedded and on a Chroma server.
+
+A child ingests 2,400 documents through a :class:`~integrations.chroma_lexical.HybridCollection` (upserts of 100,
+each between a dirty and a clean generation stamp) and rebuilds and saves the BM25 index after every acknowledged
+batch; the test SIGKILLs it part-way, so the kill lands in an upsert, a stamp, a rebuild or a save.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .test_crash_ingest import BATCH, _check, _config, _reported
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _marked_dirty(cfg: dict) -> bool:
+    """Whether the collection is between the two stamps of a write (read as another process would)."""
+    import chromadb
+
+    from integrations.chroma_lexical import GENERATION_KEY
+
+    client = (chromadb.PersistentClient(path=cfg["path"]) if "path" in cfg
+              else chromadb.HttpClient(host=cfg["host"], port=cfg["port"]))
+    metadata = client.get_collection(cfg["collection"], embedding_function=None).metadata or {}
+    return str(metadata.get(GENERATION_KEY)).startswith("dirty:")
+
+
+def _run_and_kill(cfg: dict, tmp: Path, after_batches: int, delay: float | str) -> list[str]:
+    """SIGKILL the child ``delay`` seconds after ``after_batches`` batches were reported, or, with ``"dirty"``,
+    as soon as after that a write has marked the collection dirty (the kill then lands inside a write)."""
+    progress = Path(cfg["progress"])
+    with open(tmp / "child.out", "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.reliability.hybrid_ingest_crash_child", json.dumps(cfg)],
+            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 180
+    try:
+        while len(_reported(progress)) < after_batches * BATCH:
+            if proc.poll() is not None:
+                pytest.fail(f"ingest child exited ({proc.returncode}) before the kill:\n"
+                            f"{(tmp / 'child.out').read_text(errors='replace')[-3000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail("ingest child too slow")
+            time.sleep(0.002)
+        if delay == "dirty":
+            while not _marked_dirty(cfg):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("the ingest child never marked the collection dirty")
+        else:
+            time.sleep(delay)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    reported = _reported(progress)
+    assert after_batches * BATCH <= len(reported) < cfg["n"]  # killed part-way
+    return reported
+
+
+def _state(hybrid) -> str:
+    """Where the kill left things: the generation mark and whether the saved index still matches."""
+    from integrations.chroma_lexical import CURRENT, GENERATION_KEY
+
+    generation = str(hybrid._generation()).split(":")[0]
+    try:
+        saved = json.loads((hybrid.folder / CURRENT).read_text())
+    except OSError:
+        return f"generation {generation}, no saved index"
+    matches = saved.get("generation") == hybrid._generation() and saved.get("count") == hybrid.count()
+    return f"generation {generation}, saved index {'current' if matches else 'stale'} ({GENERATION_KEY})"
+
+
+def _check_lexical(hybrid, crash_corpus, reported: list[str], complete: bool = False) -> None:
+    """The BM25 index holds exactly the collection's documents, each once, every reported one among them."""
+    ids, docs, _ = crash_corpus
+    if not complete:
+        print("after the kill:", _state(hybrid))
+    index = hybrid.lexical_index()
+    stored = hybrid.collection.get(include=[])["ids"]
+    assert len(index.ids) == len(set(index.ids)), "a document indexed twice"
+    assert set(index.ids) == set(stored), "the BM25 index and the collection disagree"
+    assert not set(reported) - set(index.ids), "an acknowledged document is missing from the BM25 index"
+    if complete:
+        assert sorted(index.ids) == sorted(ids)
+    probe = reported[len(reported) // 3]
+    number = docs[ids.index(probe)].split(":")[0]  # "Record 1234": its number is a term of that document only
+    assert index.search([number], 1)[0][0][0] == probe
+    # a fresh client finds the saved index up to date: loaded, not rebuilt
+    again = type(hybrid)(hybrid._client, hybrid.collection, lexical_dir=hybrid.folder.parent)
+    assert sorted(again.lexical_index().ids) == sorted(index.ids) and again.refreshes == {"loaded": 1}
+
+
+def _rerun(hybrid, crash_corpus) -> None:
+    ids, docs, _ = crash_corpus
+    assert hybrid.ingest(ids, docs, batch_size=BATCH) == len(ids)
+
+
+@pytest.mark.parametrize("after_batches, delay", [(2, 0.0), (9, 0.0), (4, "dirty"), (12, "dirty")])
+def test_sigkill_mid_hybrid_ingest_embedded(tmp_path, crash_corpus, predictor_checkpoint, minilm_dir,
+                                            after_batches, delay):
+    import chromadb
+
+    from integrations.chroma_lexical import hybrid_collection
+
+    cfg = _config(tmp_path, predictor_checkpoint, minilm_dir, path=str(tmp_path / "db"))
+    reported = _run_and_kill(cfg, tmp_path, after_batches, delay)
+
+    hybrid = hybrid_collection(chromadb.PersistentClient(path=cfg["path"]), cfg["collection"])
+    _check(hybrid.collection, crash_corpus, reported)
+    _check_lexical(hybrid, crash_corpus, reported)
+
+    _rerun(hybrid_collection(chromadb.PersistentClient(path=cfg["path"]), cfg["collection"]), crash_corpus)
+    _check(hybrid.collection, crash_corpus, crash_corpus[0], complete=True)
+    _check_lexical(hybrid, crash_corpus, crash_corpus[0], complete=True)
+
+
+def test_sigkill_mid_hybrid_ingest_on_a_server(tmp_path, crash_corpus, predictor_checkpoint, minilm_dir,
+                                              chroma_server_factory):
+    from integrations.chroma_lexical import hybrid_collection
+
+    server = chroma_server_factory()
+    lexical_dir = str(tmp_path / "lexical")
+    cfg = _config(tmp_path, predictor_checkpoint, minilm_dir, host=server.host, port=server.port,
+                  lexical_dir=lexical_dir)
+    reported = _run_and_kill(cfg, tmp_path, 5, "dirty")
+    server.restart(hard=True)  # the server crashes too, and comes back on the same --path
+
+    hybrid = hybrid_collection(server.client(), cfg["collection"], lexical_dir=lexical_dir)
+    _check(hybrid.collection, crash_corpus, reported)
+    _check_lexical(hybrid, crash_corpus, reported)
+
+    _rerun(hybrid_collection(server.client(), cfg["collection"], lexical_dir=lexical_dir), crash_corpus)
+    _check(hybrid.collection, crash_corpus, crash_corpus[0], complete=True)
+    _check_lexical(hybrid, crash_corpus, crash_corpus[0], complete=True)
