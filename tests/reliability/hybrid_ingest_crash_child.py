@@ -1,7 +1,7 @@
 """Child process for ``test_crash_hybrid_ingest``: ingests the crash corpus through a HybridCollection.
 
 ``python -m tests.reliability.hybrid_ingest_crash_child CONFIG_JSON``; the JSON is ``ingest_crash_child``'s plus
-``lexical_dir`` (required for a server). After each batch chromadb acknowledged, one JSON line is appended to the
+``lexical_dir`` (required for a server) and, optionally, ``start``/``stop`` (a slice of the corpus). After each batch chromadb acknowledged, one JSON line is appended to the
 progress file and fsynced, then the lexical index is brought up to date (rebuilt and saved), so the parent's
 SIGKILL lands in an upsert, a generation stamp, a BM25 rebuild or an index save.
 """
@@ -26,6 +26,8 @@ def main(cfg: dict) -> None:
     ef = JEPAEmbeddingFunction(cfg["checkpoint"], base_model=cfg["base_model"])
     collection = hybrid_collection(client, cfg["collection"], ef, lexical_dir=cfg.get("lexical_dir"))
     ids, docs = corpus(cfg["n"])
+    part = slice(cfg.get("start", 0), cfg.get("stop"))
+    ids, docs = ids[part], docs[part]
 
     with open(cfg["progress"], "a", encoding="utf-8") as progress:
         def committed(done: int, batch_ids: list[str]) -> None:
