@@ -300,3 +300,20 @@ def test_dense_scores_match_numpy(ef, passages, queries):
     for i, s in zip(res["ids"][0], res["dense_scores"][0]):
         d = np.asarray(ef([passages[i]])[0], dtype=np.float64)
         assert s == pytest.approx(q @ d / (np.linalg.norm(q) * np.linalg.norm(d)), abs=1e-4)
+
+
+def test_missing_chromadb_names_the_extra(monkeypatch):
+    import importlib
+
+    import integrations
+
+    for name in list(sys.modules):
+        if name.split(".")[0] == "chromadb":
+            monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "chromadb", None)
+    monkeypatch.delitem(sys.modules, "integrations.chroma_lexical", raising=False)
+    monkeypatch.delitem(vars(integrations), "HybridCollection", raising=False)
+    with pytest.raises(ImportError, match=r"pip install 'jepa-rag\[chroma\]'"):
+        importlib.import_module("integrations.chroma_lexical")
+    with pytest.raises(ImportError, match=r"jepa-rag\[chroma\]"):
+        integrations.HybridCollection  # noqa: B018
