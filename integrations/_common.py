@@ -28,6 +28,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 DEFAULT = "default"
 VANILLA = "none"
+PRECISION_HELP = ("The frozen base's arithmetic: 'auto' (bf16 where the CPU/GPU has native bfloat16, else fp32), "
+                  "'fp32' or 'bf16'.")
+USE_CACHE_HELP = "Keep documents' base-model vectors in the on-disk cache (re-ingesting costs no forward pass)."
+CACHE_DIR_HELP = "Folder of the on-disk cache; None: $JEPA_RAG_HOME/embeddings (~/.cache/jepa_rag/embeddings)."
+CACHE_QUERIES_HELP = ("Also write queries to the on-disk cache; by default they stay in a bounded in-memory LRU, "
+                      "so a server seeing millions of distinct queries never grows its cache with them.")
 
 
 def require(module: str, extra: str, what: str) -> ModuleType:
@@ -91,21 +97,29 @@ def check_precision(precision: str) -> str:
 
 
 def load_encoder(checkpoint: str | os.PathLike | None = DEFAULT, base_model: str | os.PathLike | None = None,
-                 device: str | None = None, precision: str = "fp32") -> "JEPAEncoder":
-    """One :class:`JEPAEncoder` per (checkpoint, base model, device, precision, file stamp), shared by all adapters.
+                 device: str | None = None, precision: str = "auto", *, use_cache: bool = True,
+                 cache_dir: str | os.PathLike | None = None, cache_queries: bool = False) -> "JEPAEncoder":
+    """One :class:`JEPAEncoder` per (checkpoint, base model, device, arithmetic, cache settings, file stamp), shared
+    by all adapters.
 
-    ``precision`` is the frozen base's arithmetic, ``"fp32"`` or ``"bf16"`` (see ``JEPAEncoder.from_pretrained``).
+    ``precision`` is the frozen base's arithmetic: ``"auto"`` (bf16 where the device has it natively, else fp32),
+    ``"fp32"`` or ``"bf16"`` (see ``JEPAEncoder.from_pretrained``); adapters asking for ``"auto"`` and for what it
+    resolves to share one encoder. ``use_cache``/``cache_dir``/``cache_queries`` are the encoder's on-disk cache
+    settings (documents cached, queries only in memory unless ``cache_queries``).
     """
-    from jepa_rag.encoder import JEPAEncoder
+    from jepa_rag.encoder import JEPAEncoder, resolve_precision
 
     check_precision(precision)  # before any loading, so a typo fails fast
     ckpt = normalize_checkpoint(checkpoint)
     base = normalize_base_model(base_model)
-    key = (ckpt, base, device, precision, _stamp(ckpt))
+    cache = str(Path(cache_dir).expanduser().resolve()) if cache_dir is not None else None
+    key = (ckpt, base, device, resolve_precision(precision, device), bool(use_cache), cache, bool(cache_queries),
+           _stamp(ckpt))
     with _LOCK:
         encoder = _ENCODERS.get(key)
         if encoder is None:
-            encoder = JEPAEncoder.from_pretrained(ckpt, base_model=base, device=device, precision=precision)
+            encoder = JEPAEncoder.from_pretrained(ckpt, base_model=base, device=device, precision=precision,
+                                                  use_cache=use_cache, cache_dir=cache, cache_queries=cache_queries)
             _ENCODERS[key] = encoder
     return encoder
 

@@ -3,9 +3,11 @@
 Why registered: chromadb stores each collection's embedding function as ``{"name", "config"}`` and rebuilds it
 with ``build_from_config`` when the collection is reopened without one, in a new process or from a Chroma server.
 Our config records the checkpoint (``"default"``, ``"none"`` or a folder), the base model override, the device, the
-precision (only when not ``"fp32"``) and the sha256 of the heads' and base model's weights; rebuilding refuses a
+precision (only when not ``"auto"``) and the sha256 of the heads' and base model's weights; rebuilding refuses a
 checkpoint whose weights no longer match. Precision is not part of the embedding space: bf16 and fp32 vectors of one
-checkpoint agree to cosine >= 0.9997, so either can query a collection built with the other.
+checkpoint agree to cosine >= 0.9997, so either can query a collection built with the other. The cache settings
+(``use_cache``, ``cache_dir``, ``cache_queries``) belong to the machine that runs the function, not to the
+collection, so they are not stored: a function rebuilt from a collection's config uses the defaults.
 
 Why :func:`get_or_create_collection`: chromadb only compares embedding-function *names* when a collection is
 reopened, so ``client.get_collection(name, embedding_function=JEPAEmbeddingFunction(other_checkpoint))`` would
@@ -68,16 +70,21 @@ class JEPAEmbeddingFunction(EmbeddingFunction[Documents]):
 
     ``JEPAEmbeddingFunction()`` loads the checkpoint shipped with jepa-rag; ``checkpoint=`` takes a checkpoint
     folder or ``"none"`` (the plain base model), ``base_model=`` a local model folder or Hub id, ``device=`` a
-    torch device, ``precision=`` the frozen base's arithmetic (``"fp32"``, or ``"bf16"``: ~1.7× faster on CPU).
+    torch device, ``precision=`` the frozen base's arithmetic (``"auto"``: bf16 where the hardware computes it
+    natively, else fp32; or ``"fp32"``, ``"bf16"``). Documents' base vectors are cached on disk (``use_cache``,
+    ``cache_dir``); queries stay in a bounded in-memory LRU unless ``cache_queries=True``.
     """
 
     def __init__(self, checkpoint: str | os.PathLike | None = DEFAULT, base_model: str | os.PathLike | None = None,
-                 device: str | None = None, precision: str = "fp32"):
+                 device: str | None = None, precision: str = "auto", *, use_cache: bool = True,
+                 cache_dir: str | os.PathLike | None = None, cache_queries: bool = False):
         self.checkpoint = normalize_checkpoint(checkpoint)
         self.base_model = normalize_base_model(base_model)
         self.device = device
         self.precision = check_precision(precision)
-        self._encoder = load_encoder(self.checkpoint, self.base_model, device, precision)
+        self.use_cache, self.cache_dir, self.cache_queries = use_cache, cache_dir, cache_queries
+        self._encoder = load_encoder(self.checkpoint, self.base_model, device, precision, use_cache=use_cache,
+                                     cache_dir=cache_dir, cache_queries=cache_queries)
         self._identity = identity(self._encoder)
 
     @property
@@ -121,7 +128,7 @@ class JEPAEmbeddingFunction(EmbeddingFunction[Documents]):
             config["base_model"] = self.base_model
         if self.device is not None:
             config["device"] = self.device
-        if self.precision != "fp32":  # absent means fp32, so configs stored before this option are unchanged
+        if self.precision != "auto":  # absent means auto (configs stored before "auto" existed meant fp32: same space)
             config["precision"] = self.precision
         return config
 
@@ -144,7 +151,7 @@ class JEPAEmbeddingFunction(EmbeddingFunction[Documents]):
                               RuntimeWarning, stacklevel=2)
                 device = None
         ef = JEPAEmbeddingFunction(config["checkpoint"], config.get("base_model"), device,
-                                   config.get("precision", "fp32"))
+                                   config.get("precision", "auto"))
         live = ef.get_config()
         if not same_space(config, live):
             raise EmbeddingSpaceConflictError(

@@ -68,6 +68,11 @@ class JEPAEmbeddings(BaseModel, Embeddings):
     def _checkpoint(cls, value: Any) -> str:
         return normalize_checkpoint(value)
 
+    @field_validator("cache_dir", mode="before")
+    @classmethod
+    def _cache_dir(cls, value: Any) -> str | None:
+        return os.fspath(value) if value is not None else None
+
     @field_validator("base_model", mode="before")
     @classmethod
     def _base_model(cls, value: Any) -> str | None:

@@ -22,7 +22,7 @@ chromadb = pytest.importorskip("chromadb")
 def ef(predictor_checkpoint, minilm_dir):
     from integrations.chroma import JEPAEmbeddingFunction
 
-    return JEPAEmbeddingFunction(predictor_checkpoint, base_model=minilm_dir)
+    return JEPAEmbeddingFunction(predictor_checkpoint, base_model=minilm_dir, precision="fp32")
 
 
 @pytest.fixture(params=["embedded", "server"])
@@ -185,19 +185,23 @@ def test_bf16_function_is_close_to_fp32(ef, ef_bf16, passages, queries):
     assert "precision='bf16'" in repr(ef_bf16) and "precision='fp32'" in repr(ef)
 
 
-def test_precision_round_trips_through_the_config(ef, ef_bf16):
+def test_precision_round_trips_through_the_config(ef, ef_bf16, predictor_checkpoint, minilm_dir):
     from chromadb.utils.embedding_functions import config_to_embedding_function
 
     from integrations.chroma import JEPAEmbeddingFunction
 
-    assert "precision" not in ef.get_config()  # fp32 configs are what they were before the option existed
-    config = ef_bf16.get_config()
-    assert config["precision"] == "bf16"
-    assert {k: v for k, v in config.items() if k != "precision"} == ef.get_config()
-    rebuilt = JEPAEmbeddingFunction.build_from_config(config)
-    assert rebuilt.precision == "bf16" and rebuilt.get_config() == config and rebuilt.encoder is ef_bf16.encoder
-    assert config_to_embedding_function({"name": "jepa_rag", "config": config}).precision == "bf16"
-    assert JEPAEmbeddingFunction.build_from_config(ef.get_config()).precision == "fp32"
+    auto = JEPAEmbeddingFunction(predictor_checkpoint, base_model=minilm_dir)
+    assert auto.precision == "auto" and "precision" not in auto.get_config()  # absent means auto
+    for fn, value in ((ef, "fp32"), (ef_bf16, "bf16")):
+        config = fn.get_config()
+        assert config["precision"] == value
+        assert {k: v for k, v in config.items() if k != "precision"} == auto.get_config()
+        rebuilt = JEPAEmbeddingFunction.build_from_config(config)
+        assert rebuilt.precision == value and rebuilt.get_config() == config and rebuilt.encoder is fn.encoder
+    assert config_to_embedding_function({"name": "jepa_rag", "config": ef_bf16.get_config()}).precision == "bf16"
+    assert JEPAEmbeddingFunction.build_from_config(auto.get_config()).precision == "auto"
+    # "auto" shares the encoder of the arithmetic it resolves to on this machine
+    assert auto.encoder is (ef_bf16 if auto.encoder.precision == "bf16" else ef).encoder
 
 
 @pytest.mark.parametrize("built, opened", [("fp32", "bf16"), ("bf16", "fp32")])
@@ -223,7 +227,7 @@ def test_unknown_precision_is_refused(predictor_checkpoint, minilm_dir, ef):
     from integrations._common import load_encoder
     from integrations.chroma import JEPAEmbeddingFunction
 
-    allowed = r"precision must be one of \['fp32', 'bf16'\], got 'fp16'"
+    allowed = r"precision must be one of \['auto', 'fp32', 'bf16'\], got 'fp16'"
     with pytest.raises(ConfigError, match=allowed):
         JEPAEmbeddingFunction(predictor_checkpoint, base_model=minilm_dir, precision="fp16")
     with pytest.raises(ConfigError, match=allowed):

@@ -17,7 +17,7 @@ COLLECTION = "lc_docs"
 def embeddings(predictor_checkpoint, minilm_dir):
     from integrations.langchain import JEPAEmbeddings
 
-    return JEPAEmbeddings(checkpoint=str(predictor_checkpoint), base_model=str(minilm_dir))
+    return JEPAEmbeddings(checkpoint=str(predictor_checkpoint), base_model=str(minilm_dir), precision="fp32")
 
 
 def _cos(a, b) -> float:
@@ -142,5 +142,5 @@ def test_unknown_precision_is_refused(predictor_checkpoint, minilm_dir):
 
     from integrations.langchain import JEPAEmbeddings
 
-    with pytest.raises(ConfigError, match=r"precision must be one of \['fp32', 'bf16'\], got 'half'"):
+    with pytest.raises(ConfigError, match=r"precision must be one of \['auto', 'fp32', 'bf16'\], got 'half'"):
         JEPAEmbeddings(checkpoint=str(predictor_checkpoint), base_model=str(minilm_dir), precision="half")

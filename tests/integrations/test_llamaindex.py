@@ -23,7 +23,7 @@ REOPEN = textwrap.dedent("""
     from integrations.llamaindex import JEPAEmbedding, jepa_chroma_vector_store
 
     db, ckpt, base, collection, queries = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], json.loads(sys.argv[5])
-    embed = JEPAEmbedding(checkpoint=ckpt, base_model=base)
+    embed = JEPAEmbedding(checkpoint=ckpt, base_model=base, precision="fp32")
     store = jepa_chroma_vector_store(chromadb.PersistentClient(path=db), collection, embed)
     index = VectorStoreIndex.from_vector_store(store, embed_model=embed)
     retriever = index.as_retriever(similarity_top_k=3)
@@ -36,7 +36,7 @@ REOPEN = textwrap.dedent("""
 def embed(predictor_checkpoint, minilm_dir):
     from integrations.llamaindex import JEPAEmbedding
 
-    return JEPAEmbedding(checkpoint=predictor_checkpoint, base_model=minilm_dir)
+    return JEPAEmbedding(checkpoint=predictor_checkpoint, base_model=minilm_dir, precision="fp32")
 
 
 def _nodes(passages):
@@ -192,5 +192,5 @@ def test_unknown_precision_is_refused(predictor_checkpoint, minilm_dir):
 
     from integrations.llamaindex import JEPAEmbedding
 
-    with pytest.raises(ConfigError, match=r"precision must be one of \['fp32', 'bf16'\], got 'int8'"):
+    with pytest.raises(ConfigError, match=r"precision must be one of \['auto', 'fp32', 'bf16'\], got 'int8'"):
         JEPAEmbedding(checkpoint=predictor_checkpoint, base_model=minilm_dir, precision="int8")

@@ -102,7 +102,8 @@ def test_zero_argument_construction_loads_the_default_checkpoint(monkeypatch, fr
         from integrations.chroma import JEPAEmbeddingFunction as cls
     with pytest.raises(Stop):
         cls()
-    assert calls == [("default", {"base_model": None, "device": None, "precision": "fp32"})]
+    assert calls == [("default", {"base_model": None, "device": None, "precision": "auto", "use_cache": True,
+                                  "cache_dir": None, "cache_queries": False})]
 
 
 @pytest.mark.parametrize("framework", ["llamaindex", "langchain", "chroma"])
