@@ -1,10 +1,15 @@
 """Evaluate a checkpoint (or the vanilla base model) on any BEIR-format folder.
 
     python -m jepa_rag.evaluate --data <folder> --checkpoint <dir | default | none> \\
-        [--embeddings <npz | folder | auto | off>] [--split test] [--scoring cosine|euclidean] --json out.json
+        [--embeddings <npz | folder | auto | off>] [--split test] [--scoring cosine|euclidean] \\
+        [--retriever dense|hybrid] [--lexical-weight W] --json out.json
 
 Standard protocol: pytrec_eval, ``ignore_identical_ids``, the checkpoint's scoring (cosine for ``none``).
 The JSON holds NDCG@10, Recall@100, MRR@10 and per-query values for paired tests. This interface is stable.
+
+``--retriever hybrid`` fuses the dense scores with BM25 over the same documents (:class:`HybridRetriever`, both
+sides normalised over the whole corpus), using the fusion stored in the checkpoint (``none``: the default
+checkpoint's) unless ``--lexical-weight`` sets a blend weight.
 """
 
 from __future__ import annotations
@@ -17,9 +22,11 @@ from pathlib import Path
 
 from .data import beir_folder, load_beir
 from .encoder import JEPAEncoder
-from .errors import JEPARagError
+from .errors import ConfigError, InvalidInputError, JEPARagError
+from .fusion import Fusion, fusion_of
 from .metrics import evaluate_run, exact_search
 from .precomputed import import_beir_embeddings
+from .retriever import HybridRetriever
 
 
 def evaluate_beir(
@@ -31,18 +38,37 @@ def evaluate_beir(
     scoring: str | None = None,
     top_k: int = 1000,
     show_progress_bar: bool | None = None,
+    retriever: str = "dense",
+    fusion: Fusion | None = None,
 ) -> dict:
     """Retrieve with ``encoder`` on a BEIR folder and score the run. ``scoring`` overrides the checkpoint's (e.g.
-    ``"cosine"`` evaluates a seed-protocol checkpoint under the standard protocol; cosine scoring L2-normalises)."""
+    ``"cosine"`` evaluates a seed-protocol checkpoint under the standard protocol; cosine scoring L2-normalises).
+
+    ``retriever="hybrid"`` fuses dense and BM25 scores (:class:`HybridRetriever`) with ``fusion``, by default the
+    one the checkpoint stores (:func:`jepa_rag.fusion.fusion_of`)."""
+    if retriever not in ("dense", "hybrid"):
+        raise InvalidInputError(f"retriever must be 'dense' or 'hybrid', got {retriever!r}")
     folder = beir_folder(str(data))
     ds = load_beir(folder, split)
     imported = import_beir_embeddings(encoder, folder, embeddings)
     doc_ids, doc_texts = ds.corpus_texts()
     qids = list(ds.queries)
-    d = encoder.apply_heads(encoder.embed_base(doc_texts, show_progress_bar=show_progress_bar), "document")
-    q = encoder.apply_heads(encoder.embed_base([ds.queries[i] for i in qids], show_progress_bar=show_progress_bar), "query")
     scoring = scoring or encoder.scoring
-    run = exact_search(q, qids, d, doc_ids, scoring=scoring, top_k=top_k)
+    extra: dict = {"retriever": retriever}
+    if retriever == "hybrid":
+        if scoring != encoder.scoring:
+            raise ConfigError("--scoring cannot override the checkpoint's scoring with the hybrid retriever")
+        fusion = fusion if fusion is not None else fusion_of(encoder.checkpoint_path)
+        hybrid = HybridRetriever(encoder, doc_ids, [ds.corpus[i] for i in doc_ids], fusion=fusion,
+                                 show_progress_bar=show_progress_bar)
+        hits = hybrid.retrieve([ds.queries[i] for i in qids], k=top_k)
+        run = {qid: dict(h) for qid, h in zip(qids, hits)}
+        extra["fusion"] = fusion.to_dict()
+    else:
+        d = encoder.apply_heads(encoder.embed_base(doc_texts, show_progress_bar=show_progress_bar), "document")
+        q = encoder.apply_heads(encoder.embed_base([ds.queries[i] for i in qids], show_progress_bar=show_progress_bar),
+                                "query")
+        run = exact_search(q, qids, d, doc_ids, scoring=scoring, top_k=top_k)
     result = evaluate_run(ds.qrels, run, ignore_identical_ids=True)
     result.update({
         "data": ds.name,
@@ -53,6 +79,7 @@ def evaluate_beir(
         "normalized": scoring == "cosine" or encoder.normalize,
         "query_route": encoder.query_route,
         "embeddings_imported": imported,
+        **extra,
     })
     return result
 
@@ -71,27 +98,45 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default=None)
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                    help="the frozen base's arithmetic: bf16 autocast is ~1.7x faster on CPU (not the precomputed vectors)")
+    p.add_argument("--retriever", choices=["dense", "hybrid"], default="dense",
+                   help="dense only, or hybrid: dense fused with BM25 over the same documents")
+    p.add_argument("--lexical-weight", type=float, default=None,
+                   help="hybrid: blend weight of BM25 in [0, 1], overriding the fusion the checkpoint stores")
     p.add_argument("--json", required=True, help="where to write the results")
     args = p.parse_args(argv)
     if args.top_k < 1:
         p.error(f"--top-k must be at least 1, got {args.top_k}")
+    if args.lexical_weight is not None and args.retriever != "hybrid":
+        p.error("--lexical-weight needs --retriever hybrid")
+    if args.lexical_weight is not None and not 0.0 <= args.lexical_weight <= 1.0:
+        p.error(f"--lexical-weight must be in [0, 1], got {args.lexical_weight}")
     out = Path(args.json)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)  # an unwritable --json fails now, not after the evaluation
         start = time.time()
         enc = JEPAEncoder.from_pretrained(args.checkpoint, base_model=args.base_model, device=args.device,
                                           precision=args.precision)
+        fusion = None
+        if args.lexical_weight is not None:  # keep the checkpoint's normalisation; only the weight changes
+            stored = fusion_of(enc.checkpoint_path)
+            fusion = Fusion(method="blend", lexical_weight=args.lexical_weight, normalization=stored.normalization,
+                            depth=stored.depth)
         res = evaluate_beir(enc, args.data, split=args.split, embeddings=args.embeddings, scoring=args.scoring,
-                            top_k=args.top_k)
+                            top_k=args.top_k, retriever=args.retriever, fusion=fusion)
         res["seconds"] = round(time.time() - start, 2)
         out.write_text(json.dumps(res, indent=2))
     except (JEPARagError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     m = res["metrics"]
-    print(f"{res['data']} ({args.split}, {res['num_queries']} queries, {res['scoring']}): "
+    how = res["scoring"] if args.retriever == "dense" else f"hybrid {_describe(Fusion.from_dict(res['fusion']))}"
+    print(f"{res['data']} ({args.split}, {res['num_queries']} queries, {how}): "
           f"NDCG@10 {m['ndcg@10']:.4f}  Recall@100 {m['recall@100']:.4f}  MRR@10 {m['mrr@10']:.4f}  → {out}")
     return 0
+
+
+def _describe(f: Fusion) -> str:
+    return f"rrf k={f.rrf_k}" if f.method == "rrf" else f"blend w={f.lexical_weight:g} {f.normalization}"
 
 
 if __name__ == "__main__":
