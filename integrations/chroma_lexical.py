@@ -269,17 +269,16 @@ class HybridCollection:
     # ---------------------------------------------------------------------------------------- the lexical index
     def lexical_index(self) -> LexicalIndex:
         """The BM25 index of the collection's documents as they are now, rebuilt or reloaded when needed."""
-        return self._fresh()[0]
+        return self._fresh()
 
-    def _fresh(self) -> tuple[LexicalIndex, int]:
-        """The fresh index and the collection's count: two cheap calls when nothing changed since last time."""
+    def _fresh(self) -> LexicalIndex:
+        """The fresh index: two cheap calls (generation and count) when nothing changed since last time."""
         stamp = self._stamp()
         with self._memory_lock:
             if self._index is not None and self._index_stamp == stamp and _is_clean(stamp[0]):
-                return self._index, stamp[1]
+                return self._index
         with self._lock():
-            index = self._refresh_locked(force=False)
-        return index, self._collection.count()
+            return self._refresh_locked(force=False)
 
     def refresh(self) -> LexicalIndex:
         """Rebuild the lexical index from the collection now and mark the collection clean.
@@ -393,38 +392,26 @@ class HybridCollection:
             raise InvalidInputError(f"n_results must be a positive integer, got {n_results!r}")
         fusion = fusion or self.fusion
         depth = max(depth or fusion.depth, n_results)
-        index, count = self._fresh()
         out: dict[str, list[list[Any]]] = {k: [] for k in ("ids", "documents", "metadatas", "scores",
                                                             "dense_scores", "lexical_scores")}
-        if count == 0:
-            for k in out:
-                out[k] = [[] for _ in queries]
-            return out
-        dense_kwargs: dict[str, Any] = {"n_results": min(depth, count),
-                                        "include": ["documents", "metadatas", "distances"]}
+        # distances only: the texts of the few fused winners are fetched afterwards, not those of 2 x depth candidates
+        dense_kwargs: dict[str, Any] = {"n_results": depth, "include": ["distances"]}
         if query_embeddings is not None:
             dense_kwargs["query_embeddings"] = query_embeddings
         else:
             dense_kwargs["query_texts"] = queries
+        index = self._fresh()
         dense = self._collection.query(**dense_kwargs)
         lexical = index.search(queries, depth) if len(index) else [[] for _ in queries]
         to_similarity = self._similarity()
-        missing: set[str] = set()
         per_query = []
         for q in range(len(queries)):
             dense_pairs = [(i, to_similarity(d)) for i, d in zip(dense["ids"][q], dense["distances"][q])]
-            fused = fusion.fuse(dense_pairs, lexical[q], n_results)
-            per_query.append((fused, dict(dense_pairs), dict(lexical[q])))
-            known = set(dense["ids"][q])
-            missing.update(i for i, _ in fused if i not in known)
-        records = {}
-        for q in range(len(queries)):
-            for i, doc, meta in zip(dense["ids"][q], dense["documents"][q], dense["metadatas"][q]):
-                records[i] = (doc, meta)
-        if missing:  # BM25-only hits that made the cut: fetch their text and metadata
-            got = self._collection.get(ids=sorted(missing), include=["documents", "metadatas"])
-            for i, doc, meta in zip(got["ids"], got["documents"], got["metadatas"]):
-                records[i] = (doc, meta)
+            per_query.append((fusion.fuse(dense_pairs, lexical[q], n_results), dict(dense_pairs), dict(lexical[q])))
+        winners = sorted({i for fused, _, _ in per_query for i, _ in fused})
+        got = self._collection.get(ids=winners, include=["documents", "metadatas"]) if winners else {"ids": []}
+        records = {i: (doc, meta) for i, doc, meta in zip(got["ids"], got.get("documents") or [],
+                                                          got.get("metadatas") or [])}
         for fused, dense_by_id, lexical_by_id in per_query:
             fused = [(i, s) for i, s in fused if i in records]  # deleted since the index was read
             out["ids"].append([i for i, _ in fused])
