@@ -10,6 +10,10 @@ Two entry points, which differ in what the normalisation sees:
 
 Blend: ``score = (1 - w) * norm(dense) + w * norm(bm25)``. RRF: ``score = Σ 1 / (rrf_k + rank)`` over the sides
 whose top ``depth`` holds the document (rank from 1).
+
+The two see differently spread scores (a side's top 100 is far narrower than its whole corpus), so the best blend
+weight differs between them: ``lexical_weight`` is the whole-corpus one, ``candidate_lexical_weight`` the one
+:meth:`Fusion.fuse` uses (``None``: the same). Both are chosen on dev by :func:`jepa_rag.retriever.choose_fusion`.
 """
 
 from __future__ import annotations
@@ -37,14 +41,18 @@ class Fusion:
     normalization: str = "zscore"
     rrf_k: int = 60
     depth: int = 100
+    candidate_lexical_weight: float | None = None
 
     def __post_init__(self):
         if self.method not in METHODS:
             raise ConfigError(f"fusion.method must be one of {list(METHODS)}, got {self.method!r}")
-        w = self.lexical_weight
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= float(w) <= 1.0:
-            raise ConfigError(f"fusion.lexical_weight must be a number in [0, 1], got {w!r}")
-        object.__setattr__(self, "lexical_weight", float(w))
+        for name in ("lexical_weight", "candidate_lexical_weight"):
+            w = getattr(self, name)
+            if w is None and name == "candidate_lexical_weight":
+                continue
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= float(w) <= 1.0:
+                raise ConfigError(f"fusion.{name} must be a number in [0, 1], got {w!r}")
+            object.__setattr__(self, name, float(w))
         if self.normalization not in NORMALIZATIONS:
             raise ConfigError(f"fusion.normalization must be one of {list(NORMALIZATIONS)}, got {self.normalization!r}")
         for name in ("rrf_k", "depth"):
@@ -81,9 +89,10 @@ class Fusion:
              k: int) -> list[tuple[str, float]]:
         """Fuse two candidate lists (``(id, score)``, best first; each cut to ``depth``) into the ``k`` best.
 
-        Blend normalises each side over its own candidates; a document only one side returned gets the other
-        side's lowest normalised candidate score (it ranked below all of them there). Ties go to the id first
-        seen in the dense list, then the lexical list.
+        Blend normalises each side over its own candidates, weighted by ``candidate_lexical_weight`` (else
+        ``lexical_weight``); a document only one side returned gets the other side's lowest normalised candidate
+        score (it ranked below all of them there). Ties go to the id first seen in the dense list, then the lexical
+        list.
         """
         k = _check_k(k)
         sides = [_dedupe(dense)[: self.depth], _dedupe(lexical)[: self.depth]]
@@ -97,7 +106,8 @@ class Fusion:
                 for rank, (did, _) in enumerate(side, 1):
                     fused[did] += 1.0 / (self.rrf_k + rank)
         else:
-            for side, weight in zip(sides, (1.0 - self.lexical_weight, self.lexical_weight)):
+            w = self.lexical_weight if self.candidate_lexical_weight is None else self.candidate_lexical_weight
+            for side, weight in zip(sides, (1.0 - w, w)):
                 if not side or weight == 0.0:
                     continue
                 norm = self._normalize(np.array([s for _, s in side], dtype=np.float64))

@@ -7,7 +7,7 @@ returns its top k fuses candidate lists instead (:meth:`jepa_rag.fusion.Fusion.f
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -98,18 +98,33 @@ class DevScores:
     qrels: dict[str, dict[str, int]]
     ignore_identical_ids: bool = True
 
-    def metric(self, fusion: Fusion, metric: str = "ndcg@10", top: int = 100) -> float:
-        fused = fusion.fuse_scores(self.dense, self.lexical)
-        run = {q: dict(hits) for q, hits in zip(self.query_ids, top_k(fused, self.doc_ids, top))}
-        return evaluate_run(self.qrels, run, ignore_identical_ids=self.ignore_identical_ids)["metrics"][metric]
+    def run(self, fusion: Fusion, *, candidates: bool = False, top: int = 100) -> dict[str, dict[str, float]]:
+        """The fused run: over the whole corpus (:meth:`Fusion.fuse_scores`), or (``candidates``) over each side's
+        top ``fusion.depth`` as a serving path gets them (:meth:`Fusion.fuse`; BM25 zeros are no candidates)."""
+        if not candidates:
+            fused = fusion.fuse_scores(self.dense, self.lexical)
+            return {q: dict(hits) for q, hits in zip(self.query_ids, top_k(fused, self.doc_ids, top))}
+        dense = top_k(self.dense, self.doc_ids, fusion.depth)
+        lexical = top_k(self.lexical, self.doc_ids, fusion.depth)
+        return {q: dict(fusion.fuse(d, [(i, v) for i, v in lx if v > 0], top))
+                for q, d, lx in zip(self.query_ids, dense, lexical)}
+
+    def evaluate(self, fusion: Fusion, *, candidates: bool = False, top: int = 100) -> dict:
+        run = self.run(fusion, candidates=candidates, top=top)
+        return evaluate_run(self.qrels, run, ignore_identical_ids=self.ignore_identical_ids)
+
+    def metric(self, fusion: Fusion, metric: str = "ndcg@10", *, candidates: bool = False) -> float:
+        return self.evaluate(fusion, candidates=candidates)["metrics"][metric]
 
 
 def choose_fusion(devs: Sequence[DevScores], grid: Sequence[Fusion] = DEV_GRID,
                   metric: str = "ndcg@10") -> tuple[Fusion, dict]:
     """The fusion of ``grid`` with the best ``metric`` averaged over ``devs`` (ties: the earlier in ``grid``), and
-    the record a checkpoint stores as its ``retrieval`` section: the choice, what chose it, and the whole dev curve.
+    the record a checkpoint stores as its ``retrieval`` section: the choice, what chose it, and the dev curves.
 
-    Scores are fused over the whole corpus (:meth:`Fusion.fuse_scores`), as :class:`HybridRetriever` does.
+    The grid is scored over the whole corpus (:meth:`Fusion.fuse_scores`), as :class:`HybridRetriever` does. When a
+    blend wins, its ``candidate_lexical_weight`` (the weight :meth:`Fusion.fuse` uses on top-``depth`` candidate
+    lists, as serving over a vector store does) is then chosen the same way among 0, 0.05, …, 1.
     """
     if not devs:
         raise InvalidInputError("choose_fusion: no dev set given")
@@ -120,11 +135,21 @@ def choose_fusion(devs: Sequence[DevScores], grid: Sequence[Fusion] = DEV_GRID,
                       "per_set": per_set})
     best = max(range(len(curve)), key=lambda i: (curve[i]["mean"], -i))
     chosen = grid[best]
+    candidate_curve = []
+    if chosen.method == "blend":
+        for i in range(21):
+            trial = replace(chosen, candidate_lexical_weight=round(i / 20, 2))
+            per_set = {dev.name: round(dev.metric(trial, metric, candidates=True), 5) for dev in devs}
+            candidate_curve.append({"candidate_lexical_weight": trial.candidate_lexical_weight,
+                                    "mean": round(float(np.mean(list(per_set.values()))), 5), "per_set": per_set})
+        top = max(range(len(candidate_curve)), key=lambda i: (candidate_curve[i]["mean"], -i))
+        chosen = replace(chosen, candidate_lexical_weight=candidate_curve[top]["candidate_lexical_weight"])
     record = {
         "fusion": chosen.to_dict(),
         "chosen_on": {"dev": [dev.name for dev in devs], "metric": metric, "mean": curve[best]["mean"],
                       "normalised_over": "the whole corpus, per query (HybridRetriever)",
                       "num_queries": {dev.name: len(dev.query_ids) for dev in devs}},
         "dev_curve": curve,
+        "candidate_dev_curve": candidate_curve,
     }
     return chosen, record

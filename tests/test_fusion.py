@@ -35,6 +35,18 @@ def test_weights_zero_and_one_give_each_side_alone():
     assert [d for d, _ in Fusion(lexical_weight=1.0).fuse(dense, lexical, 3)] == ["c", "b", "a"]
 
 
+def test_candidate_weight_is_what_candidate_lists_use():
+    dense = [("a", 0.9), ("b", 0.5), ("c", 0.4)]
+    lexical = [("c", 9.0), ("b", 3.0), ("a", 1.0)]
+    f = Fusion(lexical_weight=0.0, candidate_lexical_weight=1.0)
+    assert [d for d, _ in f.fuse(dense, lexical, 3)] == ["c", "b", "a"]  # fuse() takes the candidate weight
+    whole = f.fuse_scores(np.array([[0.9, 0.5, 0.4]]), np.array([[1.0, 3.0, 9.0]]))
+    assert int(np.argmax(whole[0])) == 0  # fuse_scores() the whole-corpus one
+    assert Fusion.from_dict(f.to_dict()) == f
+    with pytest.raises(ConfigError, match="candidate_lexical_weight"):
+        Fusion(candidate_lexical_weight=2.0)
+
+
 def test_rrf_by_hand_and_depth():
     fused = Fusion(method="rrf", rrf_k=60).fuse([("a", 1.0), ("b", 0.5)], [("b", 2.0), ("c", 1.0)], k=10)
     assert fused[0] == ("b", pytest.approx(1 / 62 + 1 / 61))

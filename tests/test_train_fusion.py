@@ -1,5 +1,7 @@
 """`python -m train` chooses the hybrid fusion on its own dev split and stores it in every checkpoint it writes."""
 
+from dataclasses import replace
+
 from jepa_rag import Fusion, HybridRetriever, JEPAEncoder, fusion_of, load_checkpoint, load_train_config
 from jepa_rag.retriever import DEV_GRID
 from train.loop import train
@@ -18,7 +20,13 @@ def _check_retrieval_section(ckpt_dir, dev_names):
     best = max(c["mean"] for c in curve)
     assert section["chosen_on"]["mean"] == best
     first_best = next(c for c in curve if c["mean"] == best)  # ties go to the first candidate of the grid
-    assert Fusion.from_dict({k: v for k, v in first_best.items() if k not in ("mean", "per_set")}) == chosen
+    whole_corpus = Fusion.from_dict({k: v for k, v in first_best.items() if k not in ("mean", "per_set")})
+    assert replace(chosen, candidate_lexical_weight=None) == whole_corpus
+    if chosen.method == "blend":  # the serving path's weight, chosen on the same dev set over candidate lists
+        cands = section["candidate_dev_curve"]
+        assert len(cands) == 21
+        top = max(c["mean"] for c in cands)
+        assert chosen.candidate_lexical_weight == next(c for c in cands if c["mean"] == top)["candidate_lexical_weight"]
     return chosen
 
 
