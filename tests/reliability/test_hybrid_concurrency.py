@@ -95,6 +95,7 @@ def test_threads_write_and_query_one_embedded_collection(tmp_path, predictor_che
             except BaseException as exc:  # noqa: BLE001 - reported by the main thread
                 errors.append(exc)
                 return
+            stop.wait(0.01)  # a query every 10 ms, not a busy loop starving the writers of the lock
 
     readers = [threading.Thread(target=reader) for _ in range(2)]
     for t in readers:
