@@ -31,7 +31,11 @@ write that keeps the count (an ``update``/``upsert`` of existing ids, or as many
 :meth:`HybridCollection.refresh` after writing around this API.
 
 bm25s indexes are rebuilt, not updated in place; rebuilds are lazy: writes only mark the collection, and the
-next query rebuilds once, however many writes came before it.
+next query rebuilds once, however many writes came before it (about 2 s for SciFact's 5K documents on a shared
+2-core Xeon). Each write costs two extra metadata updates (the stamps; ~20 ms each on an embedded client here),
+which batching (:func:`~integrations.chroma.ingest`) amortises. ``hybrid_query`` takes no ``where`` filter (BM25
+has no metadata), and deleting a collection leaves its index folder behind (named by the collection id, never
+reused).
 """
 
 from __future__ import annotations
