@@ -49,7 +49,15 @@ def indomain_checkpoints(ds: str, seeds: list[int], runs: Path) -> list[Path]:
     from benchmarks import indomain
 
     chosen = json.loads((RESULTS / "indomain.json").read_text())["datasets"][ds]["chosen"]
-    return [Path(indomain._train(ds, s, indomain.CANDIDATES[ds][chosen], runs, chosen).checkpoint) for s in seeds]
+    out = []
+    for s in seeds:
+        ckpt = runs / ds / chosen / f"seed{s}" / "checkpoint"
+        try:  # a checkpoint that already chose both fusion weights is used as it is
+            done = "candidate_dev_curve" in json.loads((ckpt / "adapter_config.json").read_text())["retrieval"]
+        except (OSError, ValueError, KeyError):
+            done = False
+        out.append(ckpt if done else Path(indomain._train(ds, s, indomain.CANDIDATES[ds][chosen], runs, chosen).checkpoint))
+    return out
 
 
 _LEXICAL: dict[str, LexicalIndex] = {}
