@@ -3,9 +3,10 @@
     python -m experiments.hybrid                  # everything below; writes benchmarks/results/hybrid.{md,json}
     python -m experiments.hybrid --choose-default # only (re)choose the default checkpoint's fusion on dev
 
-1. The default checkpoint's fusion is chosen once on dev judgments — SciFact ``qrels/train.tsv`` and NFCorpus
-   ``qrels/dev.tsv``, mean NDCG@10 — over :data:`jepa_rag.retriever.DEV_GRID`, and written into
-   ``jepa_rag/checkpoints/default/adapter_config.json`` (section ``retrieval``; the weights are not touched).
+1. The default checkpoint's fusion is chosen once (``--choose-default``) on dev judgments — SciFact
+   ``qrels/train.tsv`` and NFCorpus ``qrels/dev.tsv``, mean NDCG@10 — over :data:`jepa_rag.retriever.DEV_GRID`, and
+   written into ``jepa_rag/checkpoints/default/adapter_config.json`` (section ``retrieval``; the weights are not
+   touched). The report reads the stored choice back.
 2. In-domain checkpoints (``train/configs/indomain.yaml``, the recipe ``benchmarks.indomain`` chose per set, 3 seeds)
    choose their own fusion on their own dev split while training; runs under ``runs/indomain`` are reused.
 3. Test (BEIR test splits, evaluated once): dense, BM25, the best blend on dev, RRF (k = 60), and the fusion each
@@ -97,14 +98,18 @@ def write_default_fusion(record: dict, checkpoint: Path = DEFAULT_CHECKPOINT) ->
     os.replace(tmp, cfg)
 
 
-def choose_default(log=print) -> tuple[Fusion, dict, dict]:
-    """Choose the default checkpoint's fusion on SciFact train + NFCorpus dev; also the same curve for vanilla MPNet
-    (reported, not used)."""
+def choose_default(log=print, rechoose: bool = True) -> tuple[Fusion, dict, dict]:
+    """Choose the default checkpoint's fusion on SciFact train + NFCorpus dev (or, ``rechoose=False``, read the
+    choice it stores); also the same curve for vanilla MPNet (reported, not used)."""
     enc = JEPAEncoder.from_pretrained("default", precision="fp32")
     devs = [scores(enc, ds, DEV_SPLITS[ds]) for ds in SETS]
-    fusion, record = choose_fusion(devs)
-    record["chosen_on"]["by"] = "python -m experiments.hybrid --choose-default"
-    log(f"default checkpoint: chose {fusion} on dev, mean NDCG@10 {record['chosen_on']['mean']:.4f}")
+    stored = json.loads((DEFAULT_CHECKPOINT / "adapter_config.json").read_text()).get("retrieval")
+    if rechoose or not stored or "candidate_dev_curve" not in stored:
+        fusion, record = choose_fusion(devs)
+        record["chosen_on"]["by"] = "python -m experiments.hybrid --choose-default"
+        log(f"default checkpoint: chose {fusion} on dev, mean NDCG@10 {record['chosen_on']['mean']:.4f}")
+    else:
+        fusion, record = Fusion.from_dict(stored["fusion"]), stored
     vanilla = JEPAEncoder.from_pretrained("none", precision="fp32")
     _, vanilla_record = choose_fusion([scores(vanilla, ds, DEV_SPLITS[ds]) for ds in SETS])
     rrf_candidates = {d.name: d.metric(RRF, candidates=True) for d in devs}
@@ -181,9 +186,8 @@ def test_rows(s: DevScores, record: dict) -> dict:
 
 def run(seeds: list[int], runs: Path, log=print) -> dict:
     t0 = time.time()
-    default_fusion, default_record, extra = choose_default(log)
-    write_default_fusion(default_record)
-    log(f"wrote the default checkpoint's fusion ({default_fusion}) to {DEFAULT_CHECKPOINT / 'adapter_config.json'}")
+    default_fusion, default_record, extra = choose_default(log, rechoose=False)
+    log(f"the default checkpoint's fusion: {default_fusion}")
     out: dict = {"cpu": cpu_name(), "seeds": seeds, "default_dev": default_record, **extra, "test": {},
                  "indomain": {}, "lexical": {}}
     vanilla = JEPAEncoder.from_pretrained("none", precision="fp32")
