@@ -241,7 +241,8 @@ def summarise(res: dict) -> dict:
                 test = paired_test(pq, base) if (system, row) != ("vanilla MPNet", "dense") else None
                 table.setdefault(ds, {}).setdefault(system, {})[row] = {
                     "ndcg@10": vals, "mean": float(np.mean(vals)), "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0,
-                    "fusion": sorted({_fmt_fusion(s[row]["fusion"], row == "stored_candidates") for s in seeds}),
+                    "fusion": (["—"] if row in ("dense", "bm25") else
+                               sorted({_fmt_fusion(s[row]["fusion"], row == "stored_candidates") for s in seeds})),
                     "p_vs_vanilla_dense": None if test is None else test["p_ttest"],
                     "diff_vs_vanilla_dense": None if test is None else test["mean_diff"]}
     return table
