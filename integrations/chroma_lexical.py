@@ -22,18 +22,23 @@ Staleness check (two cheap calls per query: the collection's metadata and ``coun
   live one would hold the lock): the index is rebuilt from the collection and the stamp cleaned. A dirty stamp
   from another folder (a writer on another machine) is never trusted: the index is rebuilt for every query, and
   not saved, until that writer cleans it (or :meth:`HybridCollection.refresh` is called once it has stopped).
-- a save writes a fresh folder, then atomically replaces ``current.json`` (which names it and holds the stamp):
-  a kill leaves the old index or the new one, never a mix, and the stamp always describes the files it names.
+- a save writes a fresh folder, then atomically replaces ``current.json`` (which names it and holds the stamp
+  and a sha256 of the indexed ids and texts): a kill leaves the old index or the new one, never a mix, and the
+  stamp always describes the files it names. Loading a saved index reads the collection's records anyway (their
+  texts and metadatas are kept in memory with the index, so a query needs no extra round trip for them) and
+  rebuilds when the digest differs.
 
 What it detects: every write through this API, from any process or machine sharing the collection; writes that
-bypass it (plain chromadb calls on the collection) when they change ``count()``. What it cannot detect: a bypassing
+bypass it (plain chromadb calls on the collection) when they change ``count()``, and any bypassing change of texts
+when a process next loads the saved index. What a process already holding the index cannot detect: a bypassing
 write that keeps the count (an ``update``/``upsert`` of existing ids, or as many deletes as adds): call
 :meth:`HybridCollection.refresh` after writing around this API.
 
 bm25s indexes are rebuilt, not updated in place; rebuilds are lazy: writes only mark the collection, and the
 next query rebuilds once, however many writes came before it (about 2 s for SciFact's 5K documents on a shared
 2-core Xeon). Each write costs two extra metadata updates (the stamps; ~20 ms each on an embedded client here),
-which batching (:func:`~integrations.chroma.ingest`) amortises. ``hybrid_query`` takes no ``where`` filter (BM25
+which batching (:func:`~integrations.chroma.ingest`) amortises. Memory: the BM25 index plus the records' texts
+and metadatas (about 40 MB for SciFact's 5K documents). ``hybrid_query`` takes no ``where`` filter (BM25
 has no metadata), and deleting a collection leaves its index folder behind (named by the collection id, never
 reused).
 """
@@ -51,7 +56,7 @@ import warnings
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from jepa_rag.encoder import validate_texts
 from jepa_rag.errors import InvalidInputError, LexicalIndexError
@@ -111,6 +116,27 @@ def _atomic_write_json(path: Path, data: dict) -> None:
     _fsync_dir(path.parent)
 
 
+class _Snapshot(NamedTuple):
+    """The BM25 index and every record's (text, metadata), read together at ``stamp``."""
+
+    index: LexicalIndex
+    records: dict[str, tuple[Any, Any]]
+    stamp: tuple
+
+
+def _texts(records: dict[str, tuple[Any, Any]]) -> tuple[list[str], list[str]]:
+    """The ids and texts BM25 indexes: records without text have nothing to match."""
+    pairs = [(i, doc) for i, (doc, _) in records.items() if isinstance(doc, str) and doc.strip()]
+    return [i for i, _ in pairs], [t for _, t in pairs]
+
+
+def _digest(ids: list[str], texts: list[str]) -> str:
+    h = hashlib.sha256()
+    for i, t in zip(ids, texts):
+        h.update(i.encode("utf-8", "surrogatepass") + b"\0" + t.encode("utf-8", "surrogatepass") + b"\0")
+    return h.hexdigest()
+
+
 def _is_http_client(client: Any) -> bool:
     impl = str(getattr(client.get_settings(), "chroma_api_impl", ""))
     return "fastapi" in impl.lower()
@@ -134,8 +160,7 @@ class HybridCollection:
         self._fusion = fusion
         self._folder = self._resolve_folder(lexical_dir)
         self._owner = self._owner_id()
-        self._index: LexicalIndex | None = None
-        self._index_stamp: tuple | None = None
+        self._snapshot: _Snapshot | None = None
         self._memory_lock = threading.Lock()
         #: how the lexical index was obtained: ``built`` (from the collection) or ``loaded`` (from disk)
         self.refreshes: Counter[str] = Counter()
@@ -273,14 +298,14 @@ class HybridCollection:
     # ---------------------------------------------------------------------------------------- the lexical index
     def lexical_index(self) -> LexicalIndex:
         """The BM25 index of the collection's documents as they are now, rebuilt or reloaded when needed."""
-        return self._fresh()
+        return self._fresh().index
 
-    def _fresh(self) -> LexicalIndex:
-        """The fresh index: two cheap calls (generation and count) when nothing changed since last time."""
+    def _fresh(self) -> _Snapshot:
+        """The fresh snapshot: two cheap calls (generation and count) when nothing changed since last time."""
         stamp = self._stamp()
         with self._memory_lock:
-            if self._index is not None and self._index_stamp == stamp and _is_clean(stamp[0]):
-                return self._index
+            if self._snapshot is not None and self._snapshot.stamp == stamp and _is_clean(stamp[0]):
+                return self._snapshot
         with self._lock():
             return self._refresh_locked(force=False)
 
@@ -291,9 +316,9 @@ class HybridCollection:
         another machine that died mid-write. Only call it when no other writer is running.
         """
         with self._lock():
-            return self._refresh_locked(force=True)
+            return self._refresh_locked(force=True).index
 
-    def _refresh_locked(self, force: bool) -> LexicalIndex:
+    def _refresh_locked(self, force: bool) -> _Snapshot:
         generation = self._generation()
         if force or _dirty_owner(generation) == self._owner:
             # holding the lock of the folder that marked it: that writer died mid-write (or a write failed);
@@ -301,57 +326,56 @@ class HybridCollection:
             self._set_generation(f"clean:{uuid.uuid4().hex}")
         stamp = self._stamp()
         with self._memory_lock:
-            if not force and self._index is not None and self._index_stamp == stamp and _is_clean(stamp[0]):
-                return self._index
-        if not force and _is_clean(stamp[0]):
-            loaded = self._load(stamp)
-            if loaded is not None:
-                self.refreshes["loaded"] += 1
-                return self._keep(loaded, stamp)
+            if not force and self._snapshot is not None and self._snapshot.stamp == stamp and _is_clean(stamp[0]):
+                return self._snapshot
         for _ in range(BUILD_ATTEMPTS):
-            index, stamp, settled = self._build()
-            if settled:  # else a write landed while the documents were read: read them again
+            records, stamp, settled = self._read_all()
+            if settled:  # else a write landed while the records were read: read them again
                 break
-        self.refreshes["built"] += 1
-        if not (settled and _is_clean(stamp[0])):
+        clean = settled and _is_clean(stamp[0])
+        ids, texts = _texts(records)
+        digest = _digest(ids, texts)
+        index = self._load(stamp, digest) if clean and not force else None
+        loaded = index is not None
+        if loaded:
+            self.refreshes["loaded"] += 1
+        else:
+            index = LexicalIndex(ids, texts, show_progress_bar=False)
+            self.refreshes["built"] += 1
+        snapshot = _Snapshot(index, records, stamp)
+        if not clean:
             warnings.warn(
                 f"collection {self._collection.name!r} is being written by another writer (generation "
                 f"{stamp[0]!r}); its lexical index is rebuilt for every query until that write is marked clean "
                 "(HybridCollection.refresh() clears the mark of a writer that died)", RuntimeWarning, stacklevel=3)
-            return index
-        self._save(index, stamp)
-        return self._keep(index, stamp)
-
-    def _keep(self, index: LexicalIndex, stamp: tuple) -> LexicalIndex:
+            return snapshot
+        if not loaded:
+            self._save(index, stamp, digest)
         with self._memory_lock:
-            self._index, self._index_stamp = index, stamp
-        return index
+            self._snapshot = snapshot
+        return snapshot
 
-    def _build(self) -> tuple[LexicalIndex, tuple, bool]:
-        """Index every document of the collection; settled when no write landed while reading them."""
+    def _read_all(self) -> tuple[dict[str, tuple[Any, Any]], tuple, bool]:
+        """Every record's text and metadata; settled when no write landed while reading them."""
         before = self._stamp()
-        ids: list[str] = []
-        texts: list[str] = []
+        records: dict[str, tuple[Any, Any]] = {}
         read = 0
         while True:
-            page = self._collection.get(include=["documents"], limit=PAGE, offset=read)
-            read += len(page["ids"])
-            for doc_id, text in zip(page["ids"], page["documents"] or [None] * len(page["ids"])):
-                if isinstance(text, str) and text.strip():  # a record without text has nothing to match
-                    ids.append(doc_id)
-                    texts.append(text)
-            if len(page["ids"]) < PAGE:
+            page = self._collection.get(include=["documents", "metadatas"], limit=PAGE, offset=read)
+            n = len(page["ids"])
+            read += n
+            records.update(zip(page["ids"], zip(page["documents"] or [None] * n, page["metadatas"] or [None] * n)))
+            if n < PAGE:
                 break
         after = self._stamp()
-        index = LexicalIndex(ids, texts, show_progress_bar=False)
-        return index, after, before == after and read == after[1]
+        return records, after, before == after and read == after[1] == len(records)
 
     def _stamp_record(self, stamp: tuple) -> dict[str, Any]:
         return {"format_version": FORMAT_VERSION, "collection_id": str(self._collection.id),
                 "generation": stamp[0], "count": stamp[1]}
 
-    def _load(self, stamp: tuple) -> LexicalIndex | None:
-        """The saved index when its stamp matches ``stamp``; None when missing, stale or corrupt."""
+    def _load(self, stamp: tuple, digest: str) -> LexicalIndex | None:
+        """The saved index when its stamp and its documents' digest match; None when missing, stale or corrupt."""
         if self._folder is None:
             return None
         try:
@@ -362,6 +386,8 @@ class HybridCollection:
             return None
         if {k: current.get(k) for k in self._stamp_record(stamp)} != self._stamp_record(stamp):
             return None
+        if current.get("texts_sha256") != digest:  # same stamp, other texts: a write that bypassed this API
+            return None
         try:
             return LexicalIndex.load(self._folder / Path(current["index"]).name)
         except LexicalIndexError as exc:
@@ -369,13 +395,14 @@ class HybridCollection:
                           stacklevel=4)
             return None
 
-    def _save(self, index: LexicalIndex, stamp: tuple) -> None:
+    def _save(self, index: LexicalIndex, stamp: tuple, digest: str) -> None:
         """Write a new index folder, then point ``current.json`` at it; old folders go once nothing names them."""
         if self._folder is None:
             return
         name = f"index-{uuid.uuid4().hex[:12]}"
         index.save(self._folder / name)
-        _atomic_write_json(self._folder / CURRENT, {**self._stamp_record(stamp), "index": name})
+        _atomic_write_json(self._folder / CURRENT,
+                           {**self._stamp_record(stamp), "texts_sha256": digest, "index": name})
         for old in self._folder.iterdir():
             if old.name != name and (old.name.startswith("index-") or old.name.startswith(".index-")):
                 _remove_tree(old)
@@ -404,18 +431,20 @@ class HybridCollection:
             dense_kwargs["query_embeddings"] = query_embeddings
         else:
             dense_kwargs["query_texts"] = queries
-        index = self._fresh()
+        snapshot = self._fresh()
         dense = self._collection.query(**dense_kwargs)
+        index = snapshot.index
         lexical = index.search(queries, depth) if len(index) else [[] for _ in queries]
         to_similarity = self._similarity()
         per_query = []
         for q in range(len(queries)):
             dense_pairs = [(i, to_similarity(d)) for i, d in zip(dense["ids"][q], dense["distances"][q])]
             per_query.append((fusion.fuse(dense_pairs, lexical[q], n_results), dict(dense_pairs), dict(lexical[q])))
-        winners = sorted({i for fused, _, _ in per_query for i, _ in fused})
-        got = self._collection.get(ids=winners, include=["documents", "metadatas"]) if winners else {"ids": []}
-        records = {i: (doc, meta) for i, doc, meta in zip(got["ids"], got.get("documents") or [],
-                                                          got.get("metadatas") or [])}
+        records = snapshot.records
+        missing = sorted({i for fused, _, _ in per_query for i, _ in fused} - records.keys())
+        if missing:  # written since the snapshot was read: Chroma returned them, so fetch them
+            got = self._collection.get(ids=missing, include=["documents", "metadatas"])
+            records = {**records, **dict(zip(got["ids"], zip(got["documents"] or [], got["metadatas"] or [])))}
         for fused, dense_by_id, lexical_by_id in per_query:
             fused = [(i, s) for i, s in fused if i in records]  # deleted since the index was read
             out["ids"].append([i for i, _ in fused])

@@ -175,11 +175,16 @@ def test_a_write_that_bypasses_the_api_is_caught_by_the_count(connect, ef, passa
 
 
 def test_a_count_preserving_bypass_needs_refresh(connect, ef, passages):
-    """Documented limit: a plain-chromadb upsert of an existing id keeps the count; refresh() picks it up."""
+    """Documented limit: a plain-chromadb upsert of an existing id keeps the count, so a process that already
+    holds the index keeps serving it until refresh(); a process that loads the saved index sees the texts'
+    digest differ and rebuilds."""
     col, _ = _filled(connect, ef, passages)
     col.hybrid_query(["zyxwv"], n_results=1)
     col.collection.upsert(ids=["qua"], documents=["Xylophones chime brightly."])
     assert col.hybrid_query(["xylophones"], n_results=2)["lexical_scores"][0] == [None, None]  # not detected
+    fresh = _open(connect, col.name)
+    assert fresh.hybrid_query(["xylophones"], n_results=1)["ids"] == [["qua"]]
+    assert fresh.refreshes == {"built": 1}
     col.refresh()
     assert col.hybrid_query(["xylophones"], n_results=1)["ids"] == [["qua"]]
     assert _open(connect, col.name).hybrid_query(["xylophones"], n_results=1)["ids"] == [["qua"]]
