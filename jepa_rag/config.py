@@ -110,6 +110,9 @@ class DataConfig:
     # For training on one kind of data (MS MARCO, your unlabelled corpus) and choosing on a few labelled queries.
     dev_beir: str | None = None
     max_pairs: int | None = None
+    # source=pairs only: your corpus (a corpus.jsonl, a JSONL of {id?, title?, text} or a folder of .txt/.md
+    # files); hard negatives are mined from it and dev queries ranked against it, not just the pairs' positives
+    corpus: str | None = None
 
     @property
     def dev_beir_sets(self) -> list[tuple[str, str]]:
@@ -156,6 +159,9 @@ class OptimConfig:
     grad_clip: float = 1.0
     batch_size: int = 64
     epochs: int = 3
+    # stop once this many epochs in a row have not beaten the best dev score (never before the warm-up has ended);
+    # ``epochs`` is then the most that run. None: always run ``epochs``
+    patience: int | None = None
 
 
 @dataclass(frozen=True)
@@ -176,6 +182,9 @@ class TrainConfig:
     select: Literal["best", "last", "best_or_init"] = "best"
     dev_metric: str = "ndcg@10"
     device: str = "cpu"
+    # with a predictor head: score both query routes (predictor, projection) of the same heads on dev at every
+    # epoch and keep the better (epoch, route); the checkpoint stores the chosen route
+    choose_query_route: bool = False
 
     def validate(self) -> None:
         self.model.validate()
@@ -213,6 +222,10 @@ class TrainConfig:
             if not all(folder and split for folder, split in self.data.dev_beir_sets):
                 raise ConfigError(f"data.dev_beir: {self.data.dev_beir!r} is not 'folder:split' or a comma-separated "
                                   "list of them (e.g. 'scifact:train,nfcorpus:dev')")
+        if self.data.corpus is not None and self.data.source != "pairs":
+            raise ConfigError(f"data.corpus goes with data.source='pairs' (--pairs), got {self.data.source!r}")
+        if self.optim.patience is not None and self.optim.patience < 1:
+            raise ConfigError(f"optim.patience must be ≥ 1 (or null), got {self.optim.patience}")
         if self.data.mining_rank_end <= self.data.mining_rank_start:
             raise ConfigError("data.mining_rank_end must be greater than data.mining_rank_start")
 

@@ -190,14 +190,17 @@ def _check_text(path: Path, lineno: int, field_name: str, value: object) -> str:
 def load_pairs_jsonl(path: str | os.PathLike) -> Pairs:
     """Read a JSONL file of ``{"query": ..., "positive": ...}`` (optional ``query_id``, ``doc_id``).
 
-    Refuses, naming the file and line: invalid JSON, a missing field, an empty or non-string text, a duplicated
-    ``query_id``.
+    A query with several relevant documents takes one line per positive: lines with the same ``query_id`` (or,
+    without ids, the same query text) are one query, so its other positives are never its negatives and the dev
+    split keeps them together. Refuses, naming the file and line: invalid JSON, a missing field, an empty or
+    non-string text, a ``query_id`` reused for another query text.
     """
     path = Path(path).expanduser()
     if not path.is_file():
         raise DataNotFoundError(f"pairs file not found: {path}")
     qids, queries, dids, positives = [], [], [], []
-    seen_qid: dict[str, int] = {}
+    seen_qid: dict[str, tuple[int, str]] = {}
+    qid_by_text: dict[str, str] = {}
     doc_by_text: dict[str, str] = {}
     for lineno, obj in _iter_jsonl(path):
         for key in ("query", "positive"):
@@ -205,10 +208,11 @@ def load_pairs_jsonl(path: str | os.PathLike) -> Pairs:
                 raise DataFormatError(f"{path}:{lineno}: missing field {key!r} (each line needs 'query' and 'positive')")
         q = _check_text(path, lineno, "query", obj["query"])
         p = _check_text(path, lineno, "positive", obj["positive"])
-        qid = str(obj.get("query_id", f"line{lineno}"))
-        if qid in seen_qid:
-            raise DataFormatError(f"{path}:{lineno}: duplicated query_id {qid!r} (first on line {seen_qid[qid]})")
-        seen_qid[qid] = lineno
+        qid = str(obj["query_id"]) if "query_id" in obj else qid_by_text.setdefault(q, f"line{lineno}")
+        first, first_text = seen_qid.setdefault(qid, (lineno, q))
+        if first_text != q:
+            raise DataFormatError(f"{path}:{lineno}: duplicated query_id {qid!r} (first on line {first}) with "
+                                  "another query text (one query_id per query; repeat it only for more positives)")
         did = str(obj["doc_id"]) if "doc_id" in obj else doc_by_text.setdefault(p, f"doc{len(doc_by_text)}")
         qids.append(qid)
         queries.append(q)

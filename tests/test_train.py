@@ -71,13 +71,13 @@ def test_best_or_init_needs_identity_heads(tmp_path, minilm_dir):
 
 def test_resume_continues_after_last_epoch(tmp_path, minilm_dir):
     pairs = write_pairs(tmp_path / "p.jsonl")
-    train(_cfg(tmp_path, minilm_dir, pairs, "optim.epochs=1"), show_progress_bar=False, log=lambda *_: None)
+    train(_cfg(tmp_path, minilm_dir, pairs, "optim.epochs=1"), show_progress_bar=False, keep_state=True, log=lambda *_: None)
     logs = []
     # same config except epochs differ ⇒ a different config: starts over
-    train(_cfg(tmp_path, minilm_dir, pairs, "optim.epochs=2"), show_progress_bar=False, log=logs.append)
+    train(_cfg(tmp_path, minilm_dir, pairs, "optim.epochs=2"), show_progress_bar=False, keep_state=True, log=logs.append)
     assert any("starting over" in m for m in logs)
     logs.clear()
-    res = train(_cfg(tmp_path, minilm_dir, pairs, "optim.epochs=2"), show_progress_bar=False, log=logs.append)
+    res = train(_cfg(tmp_path, minilm_dir, pairs, "optim.epochs=2"), show_progress_bar=False, keep_state=True, log=logs.append)
     assert any("resuming after epoch 2" in m for m in logs)
     assert len(res.history) == 2
 
@@ -87,19 +87,19 @@ def test_resume_across_a_config_field_added_since(tmp_path, minilm_dir):
     does not know starts over."""
     pairs = write_pairs(tmp_path / "p.jsonl")
     cfg = _cfg(tmp_path, minilm_dir, pairs, "optim.epochs=1")
-    train(cfg, show_progress_bar=False, log=lambda *_: None)
+    train(cfg, show_progress_bar=False, keep_state=True, log=lambda *_: None)
     state = tmp_path / "run" / "train_state" / "state.json"
     meta = json.loads(state.read_text())
     del meta["config"]["data"]["max_positives_per_query"]  # as written before the field was added
     state.write_text(json.dumps(meta))
     logs = []
-    train(cfg, show_progress_bar=False, log=logs.append)
+    train(cfg, show_progress_bar=False, keep_state=True, log=logs.append)
     assert any("resuming after epoch 1" in m for m in logs), logs
     meta = json.loads(state.read_text())
     meta["config"]["loss"]["from_a_newer_version"] = 1
     state.write_text(json.dumps(meta))
     logs.clear()
-    train(cfg, show_progress_bar=False, log=logs.append)
+    train(cfg, show_progress_bar=False, keep_state=True, log=logs.append)
     assert any("another config: starting over" in m for m in logs), logs
 
 
@@ -217,12 +217,12 @@ def test_inconsistent_train_state_starts_over(tmp_path, minilm_dir):
     """A crash between writing the state's tensors and its JSON must not resume from a mismatched pair."""
     pairs = write_pairs(tmp_path / "p.jsonl")
     cfg = _cfg(tmp_path, minilm_dir, pairs, "optim.epochs=1")
-    train(cfg, show_progress_bar=False, log=lambda *_: None)
+    train(cfg, show_progress_bar=False, keep_state=True, log=lambda *_: None)
     state = tmp_path / "run" / "train_state" / "state.safetensors"
     data = state.read_bytes()
     state.write_bytes(data[:-8] + bytes(b ^ 0xFF for b in data[-8:]))  # tensors no longer match the JSON's hash
     logs = []
-    train(cfg, show_progress_bar=False, log=logs.append)
+    train(cfg, show_progress_bar=False, keep_state=True, log=logs.append)
     assert any("interrupted while saving" in m for m in logs), logs
 
 

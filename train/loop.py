@@ -7,10 +7,12 @@ loss terms logged separately, step, per-batch LR schedule. Dev evaluation each e
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 import random
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +26,7 @@ from jepa_rag import losses
 from jepa_rag.base_model import sha256_file
 from jepa_rag.checkpoint import Checkpoint, save_checkpoint
 from jepa_rag.config import CORPUS_SOURCES, TrainConfig, from_dict, to_dict
+from jepa_rag.corpus import join_corpus, load_corpus
 from jepa_rag.data import (
     Pairs,
     beir_folder,
@@ -53,6 +56,15 @@ class TrainResult:
     best_epoch: int
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    # what the run's summary reports: dev metric of the untrained heads and of the checkpoint, the query route
+    # kept, the pairs trained on / judged on dev, and the checkpoint's retrieval section (hybrid fusion)
+    dev_metric: str = "ndcg@10"
+    dev_before: float = math.nan
+    dev_after: float = math.nan
+    query_route: str = "projection"
+    num_train_pairs: int = 0
+    num_dev_pairs: int = 0
+    retrieval: dict | None = None
 
 
 def seed_everything(seed: int) -> None:
@@ -132,14 +144,35 @@ def _beir_dev_set(base: JEPAEncoder, folder: str, split: str, embeddings: str | 
                   qrels, q_texts, pool[2])
 
 
-def _dev_eval(enc: JEPAEncoder, devs: list[DevSet]) -> tuple[dict, dict]:
-    """Metrics averaged over the dev sets (each retrieving from its own documents), and each set's own."""
+def _with_route(enc: JEPAEncoder, route: str) -> JEPAEncoder:
+    """``enc`` with its queries sent along ``route`` (the heads are shared, not copied)."""
+    if enc.config.query_route != route:
+        enc.config = dataclasses.replace(enc.config, query_route=route)
+    return enc
+
+
+def _dev_eval_routes(enc: JEPAEncoder, devs: list[DevSet], routes: list[str]) -> dict[str, tuple[dict, dict]]:
+    """:func:`_dev_eval` for each query route of the same heads (documents mapped once); the encoder keeps its
+    own route afterwards."""
+    for h in enc.heads():
+        h.eval()
+    own = enc.config.query_route
+    docs = {id(dev): enc.apply_heads(dev.x_pool, "document") for dev in devs}
+    try:
+        return {r: _dev_eval(_with_route(enc, r), devs, docs) for r in routes}
+    finally:
+        _with_route(enc, own)
+
+
+def _dev_eval(enc: JEPAEncoder, devs: list[DevSet], docs: dict[int, np.ndarray] | None = None) -> tuple[dict, dict]:
+    """Metrics averaged over the dev sets (each retrieving from its own documents), and each set's own.
+    ``docs``: the dev sets' document vectors when already mapped (by ``id`` of the set)."""
     for h in enc.heads():
         h.eval()
     per_set = {}
     for dev in devs:
         q = enc.apply_heads(dev.x_q, "query")
-        d = enc.apply_heads(dev.x_pool, "document")
+        d = docs[id(dev)] if docs is not None else enc.apply_heads(dev.x_pool, "document")
         run = exact_search(q, dev.qids, d, dev.pool_ids, scoring=enc.scoring, top_k=100)
         per_set[dev.name] = evaluate_run(dev.qrels, run, ignore_identical_ids=False)["metrics"]
     mean = {k: float(np.mean([m[k] for m in per_set.values()])) for k in next(iter(per_set.values()))}
@@ -234,8 +267,11 @@ def _load_state(path: Path, enc: JEPAEncoder, opt: torch.optim.Optimizer) -> dic
 
 
 def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = True,
-          show_progress_bar: bool = True, log=print) -> TrainResult:
-    """Train heads as ``cfg`` says and write the checkpoint to ``cfg.resolved_output_dir``."""
+          show_progress_bar: bool = True, keep_state: bool = False, log=print) -> TrainResult:
+    """Train heads as ``cfg`` says and write the checkpoint to ``cfg.resolved_output_dir``.
+
+    The resumable ``train_state/`` is removed once the checkpoint is written, unless ``keep_state``.
+    """
     cfg.validate()
     t0 = time.time()
     seed_everything(cfg.seed)
@@ -245,6 +281,18 @@ def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = T
     pairs = load_training_pairs(cfg)
     base = JEPAEncoder.from_pretrained("none", base_model=cfg.model.base_model, device=cfg.device,
                                       precision="fp32")  # the reference arithmetic; precomputed vectors are fp32
+    if cfg.data.source == "pairs" and cfg.data.corpus:
+        corpus = load_corpus(cfg.data.corpus)
+        if corpus.beir_folder is not None:
+            import_beir_embeddings(base, corpus.beir_folder, embeddings)
+        n_own = len(pairs.pool)
+        pairs, added = join_corpus(pairs, corpus)
+        log(f"corpus: {len(corpus)} documents from {corpus.source}; {n_own - added} of the pairs' {n_own} positives "
+            f"found in it by exact text, {added} added")
+    elif cfg.data.source == "pairs":
+        log(f"warning: no corpus given (--corpus): hard negatives are mined from, and dev queries ranked against, "
+            f"only the pairs' own {len(pairs.pool)} positives. Dev then looks far easier than real retrieval and "
+            "cannot tell a better model from a worse one; pass --corpus <your documents> (data.corpus).")
     if cfg.data.source == "msmarco":
         import_msmarco_embeddings(base, pairs, embeddings)
     elif cfg.data.source == "beir":
@@ -303,11 +351,15 @@ def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = T
     opt = torch.optim.AdamW(params, lr=lr_at(0, 0, cfg), weight_decay=cfg.optim.weight_decay)
     dev_at_init, dev_sets_at_init = _dev_eval(enc, devs)
     log("dev at init: " + "  ".join(f"{k} {v:.4f}" for k, v in dev_at_init.items()))
+    # the query routes competing on dev: the configured one first (ties keep it)
+    routes = [cfg.model.query_route]
+    if cfg.choose_query_route and cfg.model.predictor is not None:
+        routes += [r for r in ("predictor", "projection") if r != cfg.model.query_route]
 
     state_dir = out_dir / "train_state"
     best_dir = out_dir / "train_state" / "best"
     history: list[dict] = []
-    start_epoch, step, best = 0, 0, {"epoch": 0, "score": -math.inf}
+    start_epoch, step, best = 0, 0, {"epoch": 0, "score": -math.inf, "route": cfg.model.query_route}
     if resume and (state_dir / "state.json").is_file() and not (_state_ok(state_dir) and _state_ok(best_dir)):
         log("train_state is incomplete (interrupted while saving): starting over")
     elif resume and (state_dir / "state.json").is_file():
@@ -322,7 +374,7 @@ def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = T
             opt = torch.optim.AdamW(params, lr=lr_at(0, 0, cfg), weight_decay=cfg.optim.weight_decay)
 
     if cfg.select == "best_or_init" and start_epoch == 0:  # epoch 0 (the identity heads) is a candidate too
-        best = {"epoch": 0, "score": dev_at_init[cfg.dev_metric]}
+        best = {"epoch": 0, "score": dev_at_init[cfg.dev_metric], "route": cfg.model.query_route}
         _save_state(best_dir, enc, opt, {"epoch": 0})
 
     L = cfg.loss
@@ -331,6 +383,10 @@ def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = T
     t_q = torch.as_tensor(x_q_train)
     n, bs = len(train_pairs), cfg.optim.batch_size
     for epoch in range(start_epoch, cfg.optim.epochs):
+        if _patience_ran_out(cfg, best, epoch, step):
+            log(f"early stop: no better dev {cfg.dev_metric} in the {epoch - best['epoch']} epochs after epoch "
+                f"{best['epoch']} (optim.patience={cfg.optim.patience})")
+            break
         for h in enc.heads():
             h.train()
         order = np.random.default_rng([cfg.seed, epoch]).permutation(n)  # shuffled: same-document queries spread
@@ -393,30 +449,42 @@ def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = T
             if step % 20 == 0:
                 bar.set_postfix({k: f"{v / (start // bs + 1):.4g}" for k, v in sums.items()})
         nb = max(1, len(batches))
-        dev, dev_sets = _dev_eval(enc, devs)
+        by_route = _dev_eval_routes(enc, devs, routes)
+        route = max(routes, key=lambda r: by_route[r][0][cfg.dev_metric])  # first of equals: the configured one
+        dev, dev_sets = by_route[route]
         record = {"epoch": epoch + 1, "step": step, "lr": lr_at(step, epoch, cfg),
                   "train": {k: v / nb for k, v in sums.items()}, "dev": dev}
+        if len(routes) > 1:
+            record["route"] = route
+            record["dev_routes"] = {r: m for r, (m, _) in by_route.items()}
         if len(devs) > 1:
             record["dev_sets"] = dev_sets
         history.append(record)
         log(f"epoch {epoch + 1}: " + "  ".join(f"{k} {v:.4g}" for k, v in record["train"].items())
-            + " | dev " + "  ".join(f"{k} {v:.4f}" for k, v in dev.items()))
+            + " | dev " + "  ".join(f"{k} {v:.4f}" for k, v in dev.items())
+            + (" | " + "  ".join(f"{r} route {by_route[r][0][cfg.dev_metric]:.4f}" for r in routes)
+               if len(routes) > 1 else ""))
         score = dev[cfg.dev_metric]
         if cfg.select == "last" or score > best["score"]:
-            best = {"epoch": epoch + 1, "score": score}
+            best = {"epoch": epoch + 1, "score": score, "route": route}
             _save_state(best_dir, enc, opt, {"epoch": epoch + 1})
         _save_state(state_dir, enc, opt, {"config": to_dict(cfg), "epoch": epoch + 1, "step": step,
                                           "best": best, "history": history})
 
-    # ---- the checkpoint: the selected epoch's heads
+    # ---- the checkpoint: the selected epoch's heads, queries along the selected route
     _load_state(best_dir, enc, opt)
+    chosen_route = best.get("route", cfg.model.query_route)  # a state saved before routes competed has none
+    _with_route(enc, chosen_route)
+    if len(routes) > 1:
+        log(f"query route chosen on dev: {chosen_route} (epoch {best['epoch']})")
     ckpt = Checkpoint(
-        config=cfg.model, fingerprint=base.fingerprint, state_dict=enc.head_state_dict(),
+        config=enc.config, fingerprint=base.fingerprint, state_dict=enc.head_state_dict(),
         training={"config": to_dict(cfg), "data_source": pairs.source, "data_sha256": pairs.content_hash(),
                   "num_train_pairs": len(train_pairs), "num_dev_pairs": n_dev, "seed": cfg.seed,
                   "dev_split": (cfg.data.dev_split or cfg.data.dev_beir
                                 or f"{cfg.data.dev_fraction:.0%} of the training queries"),
                   "selected_epoch": best["epoch"], "selection": f"{cfg.select} on dev {cfg.dev_metric}",
+                  "query_route": chosen_route,
                   "history": history},
         metrics={"dev_at_init": dev_at_init,
                  "dev": history[best["epoch"] - 1]["dev"] if history and best["epoch"] > 0 else dev_at_init},
@@ -429,9 +497,20 @@ def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = T
             "them (identity: retrieval equals the base model's)")
     ckpt.retrieval = choose_dev_fusion(enc, devs, log)
     path = save_checkpoint(ckpt, out_dir / "checkpoint")
+    if not keep_state:  # the checkpoint is durable now; the state only served resuming (tens of MB)
+        shutil.rmtree(state_dir, ignore_errors=True)
     secs = time.time() - t0
     m, chosen = cfg.dev_metric, ckpt.metrics["dev"][cfg.dev_metric]
     identity = cfg.model.projection.residual and (cfg.model.predictor is None or cfg.model.predictor.residual)
     log(f"checkpoint (epoch {best['epoch']}) → {path}  [{secs:.1f}s]; dev {m}: untrained heads"
         f"{' (= the base model)' if identity else ''} {dev_at_init[m]:.4f} → {chosen:.4f} ({chosen - dev_at_init[m]:+.4f})")
-    return TrainResult(path, best["epoch"], history, secs)
+    return TrainResult(path, best["epoch"], history, secs, dev_metric=m, dev_before=dev_at_init[m], dev_after=chosen,
+                       query_route=chosen_route, num_train_pairs=len(train_pairs), num_dev_pairs=n_dev,
+                       retrieval=ckpt.retrieval)
+
+
+def _patience_ran_out(cfg: TrainConfig, best: dict, epoch: int, step: int) -> bool:
+    """Whether ``optim.patience`` epochs have passed since the best one (``epoch`` of them are done). Never during
+    the warm-up: a small data set takes few steps per epoch, and its first epochs run at a fraction of the LR."""
+    p = cfg.optim.patience
+    return p is not None and cfg.select != "last" and epoch - best["epoch"] >= p and step >= cfg.optim.warmup_steps

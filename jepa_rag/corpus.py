@@ -1,0 +1,128 @@
+"""Your corpus for training on your own pairs: the documents hard negatives are mined from and dev queries are
+ranked against.
+
+Three formats, told apart by what the path is:
+
+- a folder of ``.txt`` / ``.md`` files (searched recursively; id = the path inside the folder, text = the file);
+- a BEIR ``corpus.jsonl`` (``{"_id", "title", "text"}``), or a BEIR folder holding one;
+- any JSONL of ``{"id"?, "title"?, "text"}`` (id defaults to ``line<N>``).
+
+Documents become text as BEIR does: ``(title + " " + text).strip()``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .data import Pairs, _iter_jsonl, doc_text
+from .errors import DataFormatError, DataNotFoundError
+
+TEXT_SUFFIXES = (".txt", ".md")
+
+
+@dataclass
+class Corpus:
+    """Documents as id → text, plus each document's body without its title (pairs may quote either)."""
+
+    docs: dict[str, str]
+    source: str
+    bodies: dict[str, str]
+    # the BEIR folder the corpus came from, when it did: its precomputed base vectors can be imported
+    beir_folder: Path | None = None
+
+    def __len__(self) -> int:
+        return len(self.docs)
+
+
+def load_corpus(path: str | os.PathLike) -> Corpus:
+    """Read a corpus in any of the module's formats; refuses bad input naming the file (and line)."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise DataNotFoundError(f"corpus not found: {p} (give a corpus.jsonl, a JSONL of {{'id', 'title', 'text'}} "
+                                "or a folder of .txt/.md files)")
+    if p.is_dir():
+        if (p / "corpus.jsonl").is_file() and not _text_files(p):
+            return _load_jsonl(p / "corpus.jsonl")
+        return _load_text_folder(p)
+    return _load_jsonl(p)
+
+
+def _text_files(folder: Path) -> list[Path]:
+    return sorted(f for f in folder.rglob("*") if f.suffix.lower() in TEXT_SUFFIXES and f.is_file())
+
+
+def _load_text_folder(folder: Path) -> Corpus:
+    files = _text_files(folder)
+    if not files:
+        raise DataFormatError(f"{folder}: no .txt or .md files (and no corpus.jsonl) in this folder")
+    docs: dict[str, str] = {}
+    for f in files:
+        try:
+            text = f.read_bytes().decode("utf-8").strip()
+        except UnicodeDecodeError as exc:
+            raise DataFormatError(f"{f}: not valid UTF-8 (byte {exc.start})") from None
+        if text:  # an empty file is no document
+            docs[f.relative_to(folder).as_posix()] = text
+    if not docs:
+        raise DataFormatError(f"{folder}: every .txt/.md file is empty")
+    return Corpus(docs, str(folder), dict(docs))
+
+
+def _load_jsonl(f: Path) -> Corpus:
+    docs: dict[str, str] = {}
+    bodies: dict[str, str] = {}
+    first_line: dict[str, int] = {}
+    for lineno, obj in _iter_jsonl(f):
+        raw_id = obj.get("_id", obj.get("id", f"line{lineno}"))
+        if not isinstance(raw_id, (str, int)) or isinstance(raw_id, bool):
+            raise DataFormatError(f"{f}:{lineno}: field 'id' must be a string, got {type(raw_id).__name__}")
+        did = str(raw_id)
+        if did in first_line:
+            raise DataFormatError(f"{f}:{lineno}: duplicate document id {did!r} (first on line {first_line[did]})")
+        if "text" not in obj:
+            raise DataFormatError(f"{f}:{lineno}: missing field 'text' (each line needs 'text'; 'id' and 'title' "
+                                  "are optional)")
+        for key in ("title", "text"):
+            if obj.get(key) is not None and not isinstance(obj[key], str):
+                raise DataFormatError(f"{f}:{lineno}: field {key!r} must be a string, got {type(obj[key]).__name__}")
+        text = doc_text(obj)
+        if not text:
+            raise DataFormatError(f"{f}:{lineno}: the document is empty (no title, no text)")
+        first_line[did] = lineno
+        docs[did] = text
+        bodies[did] = str(obj.get("text") or "").strip()
+    if not docs:
+        raise DataFormatError(f"{f}: no documents found (empty file)")
+    beir = f.parent if f.name == "corpus.jsonl" and (f.parent / "queries.jsonl").is_file() else None
+    return Corpus(docs, str(f), bodies, beir)
+
+
+def join_corpus(pairs: Pairs, corpus: Corpus) -> tuple[Pairs, int]:
+    """``pairs`` with the whole corpus as their mining pool and dev ranking.
+
+    A positive is joined to the corpus document with exactly its text (title + text, or the text alone); one found
+    nowhere is added to the pool under a new id. Returns the joined pairs and how many positives were added.
+    """
+    by_text: dict[str, str] = {}
+    for did, body in corpus.bodies.items():  # full texts win over bodies: assigned last
+        by_text.setdefault(body, did)
+    for did, text in corpus.docs.items():
+        by_text[text] = did
+    pool = dict(corpus.docs)
+    added: dict[str, str] = {}
+    doc_ids = []
+    for did, text in zip(pairs.doc_ids, pairs.positives):
+        joined = by_text.get(text) or by_text.get(text.strip())
+        if joined is None:
+            joined = added.get(text)
+            if joined is None:
+                joined = f"pairs:{did}"
+                while joined in pool:
+                    joined += "_"
+                added[text] = joined
+                pool[joined] = text
+        doc_ids.append(joined)
+    return Pairs(pairs.query_ids, pairs.queries, doc_ids, pairs.positives,
+                 source=f"{pairs.source} + corpus {corpus.source}", pool=pool), len(added)
