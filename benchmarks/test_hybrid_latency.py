@@ -27,7 +27,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 N_RESULTS = 10
-N_QUERIES = 200  # of SciFact's 300 test queries
+N_QUERIES = 200  # of SciFact's 809 train (our dev) queries: no test query is touched here
 MAX_RATIO = 2.0
 INGEST_BATCH = 500
 
@@ -46,7 +46,7 @@ def _ms(values: list[float]) -> dict[str, float]:
 @pytest.fixture(scope="module")
 def scifact_cached():
     """``(ef, ids, texts, queries, qids, qrels)``: the default checkpoint's function with SciFact's base vectors
-    cached, its corpus and its first test queries."""
+    cached, its corpus and its first dev (train-split) queries."""
     pytest.importorskip("chromadb", reason="chromadb not installed: pip install 'jepa-rag[chroma]'")
     from jepa_rag import ModelNotFoundError, load_beir
     from jepa_rag.data import beir_folder
@@ -67,7 +67,7 @@ def scifact_cached():
     except ModelNotFoundError as exc:
         pytest.skip(f"all-mpnet-base-v2 unavailable: {exc}")
     import_beir_embeddings(ef.encoder, folder, "auto")
-    ds = load_beir(folder, "test")
+    ds = load_beir(folder, "train")
     ids, texts = ds.corpus_texts()
     qids = list(ds.queries)[:N_QUERIES]
     queries = [ds.queries[q] for q in qids]
@@ -177,7 +177,7 @@ def test_hybrid_query_latency(benchmark, scifact_cached, hybrid_server, tmp_path
                      f"{name}_p95_ratio": hybrid["p95"] / dense["p95"],
                      f"{name}_p50_ratio": hybrid["p50"] / dense["p50"],
                      f"{name}_first_refresh_s": raw[f"{name}_first_refresh_s"]})
-    # a sanity check of the serving path, not a reported result (the exact retriever's numbers are the report's)
+    # a sanity check of the serving path on dev queries, not a reported result (the report has the exact retriever's)
     ranked = raw["embedded_ranked"]
     info.update({"embedded_dense_ndcg10": _ndcg(ranked["dense"], qids, qrels),
                  "embedded_hybrid_ndcg10": _ndcg(ranked["hybrid"], qids, qrels)})
