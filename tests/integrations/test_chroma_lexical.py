@@ -322,3 +322,28 @@ def test_missing_chromadb_names_the_extra(monkeypatch):
         importlib.import_module("integrations.chroma_lexical")
     with pytest.raises(ImportError, match=r"jepa-rag\[chroma\]"):
         integrations.HybridCollection  # noqa: B018
+
+
+def test_fusion_override_and_checkpoint_fusion(connect, ef, passages, predictor_checkpoint):
+    from jepa_rag.fusion import Fusion, fusion_of
+
+    col, _ = _filled(connect, ef, passages)
+    assert col.fusion == fusion_of(str(predictor_checkpoint))  # the collection's checkpoint's (else the default's)
+    rrf = col.hybrid_query(["zyxwv handshake frames"], n_results=2, fusion=Fusion(method="rrf", rrf_k=60))
+    assert rrf["ids"][0][0] == "zyx"
+    assert rrf["scores"][0][0] == pytest.approx(2 / 61)  # first in both lists
+    dense_only = col.hybrid_query(["zyxwv"], n_results=3, fusion=Fusion(lexical_weight=0.0))
+    dense = col.collection.query(query_texts=["zyxwv"], n_results=3, include=["distances"])
+    assert dense_only["ids"] == dense["ids"]
+
+
+def test_lazy_names_resolve():
+    import integrations
+    from integrations.chroma_lexical import HybridCollection, hybrid_collection
+    from integrations.langchain import JEPAHybridRetriever
+    from integrations.llamaindex import JEPAHybridNodeRetriever
+
+    assert integrations.HybridCollection is HybridCollection
+    assert integrations.hybrid_collection is hybrid_collection
+    assert integrations.JEPAHybridRetriever is JEPAHybridRetriever
+    assert integrations.JEPAHybridNodeRetriever is JEPAHybridNodeRetriever
