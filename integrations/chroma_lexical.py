@@ -221,9 +221,9 @@ class HybridCollection:
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
         """The folder's lock: excludes every writer and rebuilder using this folder, across processes."""
-        with _PROCESS_LOCKS_GUARD:
-            plock = _PROCESS_LOCKS.setdefault(self._owner, threading.Lock())
         if self._folder is None or fcntl is None:
+            with _PROCESS_LOCKS_GUARD:
+                plock = _PROCESS_LOCKS.setdefault(self._owner, threading.Lock())
             with plock:
                 yield
             return
