@@ -12,12 +12,15 @@ that loads; loading checks every checksum and raises :class:`LexicalIndexError` 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
 import shutil
 import tempfile
+import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -164,14 +167,27 @@ class LexicalIndex:
                 with open(tmp / name, "rb") as fh:
                     os.fsync(fh.fileno())
             _fsync_dir(tmp)
-            old = None
-            if folder.exists():
-                old = folder.with_name(f".{folder.name}.old{os.getpid()}")
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(folder, old)
-            os.replace(tmp, folder)
+            # a folder cannot be renamed onto a non-empty one: set the current index aside, then rename ours in.
+            # Another writer may do the same at once; whoever renames in last wins, and every try is whole.
+            aside: list[Path] = []
+            for _ in range(100):
+                if folder.exists():
+                    old = folder.with_name(f".{folder.name}.old{os.getpid()}.{uuid.uuid4().hex[:8]}")
+                    try:
+                        os.replace(folder, old)
+                        aside.append(old)
+                    except FileNotFoundError:
+                        pass
+                try:
+                    os.replace(tmp, folder)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                        raise
+            else:
+                raise LexicalIndexError(f"{folder}: could not replace the index (other writers kept replacing it)")
             _fsync_dir(folder.parent)
-            if old is not None:
+            for old in aside:
                 shutil.rmtree(old, ignore_errors=True)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -179,8 +195,20 @@ class LexicalIndex:
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> LexicalIndex:
-        """Read and verify an index written by :meth:`save`; :class:`LexicalIndexError` names any problem."""
-        folder = Path(folder).expanduser()
+        """Read and verify an index written by :meth:`save`; :class:`LexicalIndexError` names any problem.
+
+        A read that races a save (the folder swapped or its old copy removed mid-read) is retried a few times."""
+        for attempt in range(4):
+            try:
+                return cls._load_once(Path(folder).expanduser())
+            except LexicalIndexError:
+                if attempt == 3:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    @classmethod
+    def _load_once(cls, folder: Path) -> LexicalIndex:
         if not folder.is_dir():
             old = sorted(folder.parent.glob(f".{folder.name}.old*"))  # a save killed between its two renames
             if old and (old[-1] / MANIFEST).is_file():

@@ -107,3 +107,34 @@ def test_corpus_without_indexable_words(tmp_path):
     assert idx.search(["the x"], k=2) == [[]] and idx.score_all(["cats"]).tolist() == [[0.0, 0.0]]
     idx.save(tmp_path / "lex")
     assert LexicalIndex.load(tmp_path / "lex").ids == ["a", "b"]
+
+
+def _save_many(folder, n, tag):
+    for i in range(n):
+        LexicalIndex([f"{tag}{i}", "shared"], [f"document {tag} number {i}", "a shared text"]).save(folder)
+
+
+def test_two_processes_saving_at_once_always_leave_a_whole_index(tmp_path):
+    import multiprocessing as mp
+
+    folder = tmp_path / "lex"
+    LexicalIndex(["first"], ["the first index"]).save(folder)
+    ctx = mp.get_context("spawn")
+    writers = [ctx.Process(target=_save_many, args=(folder, 15, tag)) for tag in ("a", "b")]
+    for w in writers:
+        w.start()
+    reads = 0
+    while any(w.is_alive() for w in writers):
+        try:
+            loaded = LexicalIndex.load(folder)
+        except LexicalIndexError:  # retried reads can still lose a long race: a clear error, never a wrong index
+            continue
+        assert len(loaded) in (1, 2) and loaded.score_all(["document"]).shape == (1, len(loaded))
+        reads += 1
+    assert reads > 0
+    for w in writers:
+        w.join()
+        assert w.exitcode == 0
+    final = LexicalIndex.load(folder)
+    assert final.ids[1] == "shared" and final.ids[0] in ("a14", "b14")
+    assert [p.name for p in tmp_path.iterdir()] == ["lex"]
