@@ -60,8 +60,10 @@ print("RESULT " + json.dumps(out), flush=True)
 
 
 def measure(tree: Path, home: Path) -> dict:
+    from jepa_rag.data import shared_data_dir
+
     env = {**os.environ, "PYTHONPATH": str(tree), "JEPA_RAG_HOME": str(home), "HF_HUB_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false"}
+           "TOKENIZERS_PARALLELISM": "false", "JEPA_RAG_DATA": str(shared_data_dir())}
     # the models folder is shared so that neither side re-fetches the base model
     models = Path(os.environ.get("JEPA_RAG_HOME", Path.home() / ".cache" / "jepa_rag")) / "models"
     if models.is_dir():
