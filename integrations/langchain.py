@@ -41,6 +41,9 @@ __all__ = ["JEPAEmbeddings", "JEPAHybridRetriever", "cosine_relevance", "jepa_ch
            "jepa_chroma_vectorstore"]
 
 
+_UNSET = object()
+
+
 class JEPAEmbeddings(BaseModel, Embeddings):
     """A jepa-rag checkpoint as LangChain ``Embeddings``.
 
@@ -78,7 +81,10 @@ class JEPAEmbeddings(BaseModel, Embeddings):
     def _base_model(cls, value: Any) -> str | None:
         return normalize_base_model(value)
 
-    def __init__(self, **data: Any):
+    def __init__(self, checkpoint: Any = _UNSET, **data: Any):
+        """``JEPAEmbeddings("path/to/checkpoint")`` and ``JEPAEmbeddings(checkpoint=...)`` alike, as in LlamaIndex."""
+        if checkpoint is not _UNSET:
+            data["checkpoint"] = checkpoint
         super().__init__(**data)
         # load now, outside pydantic validation, so a bad checkpoint raises jepa-rag's own error
         self._encoder = self._load()

@@ -8,8 +8,8 @@ event loop serving other requests is never blocked by a forward pass.
 
 :func:`jepa_chroma_vector_store` opens a Chroma collection that records the checkpoint (see
 :mod:`integrations.chroma`), so reopening the index with another checkpoint fails loudly instead of mixing
-embedding spaces. Note that LlamaIndex's ``ChromaVectorStore`` reports ``exp(-distance)`` as the node score; with
-the cosine space that is ``exp(cosine - 1)``: same order as cosine, 1 for an identical vector.
+embedding spaces. Its node scores are cosine similarities, the same numbers LangChain and Chroma give for the same
+query and document (LlamaIndex's own ``ChromaVectorStore`` would report ``exp(cosine - 1)``).
 """
 
 from __future__ import annotations
@@ -121,7 +121,9 @@ class JEPAEmbedding(BaseEmbedding):
 
 def jepa_chroma_vector_store(client: Any, collection_name: str, embed_model: JEPAEmbedding | None = None, *,
                              hybrid: bool = False, lexical_dir: str | os.PathLike | None = None):
-    """A ``ChromaVectorStore`` over ``collection_name`` whose collection records ``embed_model``'s checkpoint.
+    """A :class:`~integrations.llamaindex_chroma.JEPAChromaVectorStore` (a ``ChromaVectorStore`` whose node scores
+    are cosine similarities, as in LangChain and Chroma) over ``collection_name``, whose collection records
+    ``embed_model``'s checkpoint.
 
     ``hybrid=True`` routes the store's writes through a :class:`~integrations.chroma_lexical.HybridCollection`,
     so the BM25 index that :class:`JEPAHybridNodeRetriever` fuses stays in step with every node LlamaIndex adds or
@@ -130,13 +132,14 @@ def jepa_chroma_vector_store(client: Any, collection_name: str, embed_model: JEP
     Pass the result to ``StorageContext.from_defaults(vector_store=...)`` (new index) or
     ``VectorStoreIndex.from_vector_store(...)`` (reopened index), with ``embed_model`` as the index's embed model;
     the collection's function uses ``embed_model``'s precision (which never conflicts with the stored one).
-    With ``embed_model=None`` an existing collection is reopened with the checkpoint it was built with. Raises
+    With ``embed_model=None`` an existing collection is reopened with the checkpoint it was built with, and
+    ``store.embed_model`` holds that checkpoint's :class:`JEPAEmbedding` (it also fills LlamaIndex's
+    ``Settings.embed_model`` when nothing was set there, so a reopened index never falls back to OpenAI). Raises
     :class:`~integrations.EmbeddingSpaceConflictError` when the collection was built with another checkpoint.
     """
     require("llama_index.vector_stores.chroma", "llamaindex", "jepa_chroma_vector_store")
-    from llama_index.vector_stores.chroma import ChromaVectorStore
-
     from .chroma import JEPAEmbeddingFunction, get_or_create_collection
+    from .llamaindex_chroma import JEPAChromaVectorStore
 
     ef = None
     if embed_model is not None:
@@ -148,7 +151,14 @@ def jepa_chroma_vector_store(client: Any, collection_name: str, embed_model: JEP
         from .chroma_lexical import HybridCollection
 
         collection = HybridCollection(client, collection, lexical_dir=lexical_dir)
-    return ChromaVectorStore(chroma_collection=collection)
+    store = JEPAChromaVectorStore(chroma_collection=collection)
+    if embed_model is None:
+        ef = getattr(collection, "_embedding_function", None)
+        if isinstance(ef, JEPAEmbeddingFunction):
+            embed_model = JEPAEmbedding(ef.checkpoint, ef.base_model, ef.device, ef.precision)
+    if embed_model is not None:
+        store.attach_embed_model(embed_model)
+    return store
 
 
 class JEPAHybridNodeRetriever(BaseRetriever):

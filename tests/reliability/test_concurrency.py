@@ -2,7 +2,7 @@
 LlamaIndex / LangChain calls run side by side without blocking the event loop.
 
 The reference vectors come from a separate encoder that never touches the embedding cache, and every test embeds
-texts no other test uses: the threads start on a cold cache, so they really run the model and write cache shards
+texts no other test uses: the threads start on a cold cache, so they really run the model and write the cache
 concurrently (see also ``test_cache_writers.py``).
 """
 
@@ -47,7 +47,8 @@ def reference(predictor_checkpoint, minilm_dir):
     """An encoder on the same checkpoint that bypasses the cache: the serial ground truth."""
     from jepa_rag import JEPAEncoder
 
-    return JEPAEncoder.from_pretrained(predictor_checkpoint, base_model=str(minilm_dir), use_cache=False)
+    return JEPAEncoder.from_pretrained(predictor_checkpoint, base_model=str(minilm_dir), use_cache=False,
+                                       precision="fp32")
 
 
 def _hammer(fn, items: list, threads: int = THREADS, rounds: int = 2) -> list[dict]:
@@ -71,7 +72,7 @@ def _hammer(fn, items: list, threads: int = THREADS, rounds: int = 2) -> list[di
 def test_threads_sharing_one_langchain_retriever(tmp_path, predictor_checkpoint, minilm_dir, reference):
     from integrations.langchain import JEPAEmbeddings, jepa_chroma_retriever
 
-    embeddings = JEPAEmbeddings(checkpoint=str(predictor_checkpoint), base_model=str(minilm_dir))
+    embeddings = JEPAEmbeddings(checkpoint=str(predictor_checkpoint), base_model=str(minilm_dir), precision="fp32")
     retriever = jepa_chroma_retriever("threads", embeddings, persist_directory=tmp_path, k=3)
     store = retriever.vectorstore
     store.add_texts(list(PASSAGES.values()), ids=list(PASSAGES))
@@ -99,12 +100,12 @@ def test_threads_sharing_one_embedding_object(predictor_checkpoint, minilm_dir, 
     if adapter == "llamaindex":
         from integrations.llamaindex import JEPAEmbedding
 
-        emb = JEPAEmbedding(checkpoint=predictor_checkpoint, base_model=minilm_dir)
+        emb = JEPAEmbedding(checkpoint=predictor_checkpoint, base_model=minilm_dir, precision="fp32")
         query, docs = emb.get_query_embedding, emb.get_text_embedding_batch
     else:
         from integrations.chroma import JEPAEmbeddingFunction
 
-        ef = JEPAEmbeddingFunction(predictor_checkpoint, base_model=minilm_dir)
+        ef = JEPAEmbeddingFunction(predictor_checkpoint, base_model=minilm_dir, precision="fp32")
         query, docs = (lambda t: ef.embed_query([t])[0]), ef
     questions = [f"{q} ({adapter} threads)" for q in QUESTIONS]
     passages = [[f"{p} ({adapter} batch {k})" for p in PASSAGES.values()][k:k + 4] for k in range(0, 8, 2)]
@@ -129,7 +130,7 @@ def test_threads_querying_one_chroma_collection(tmp_path, predictor_checkpoint, 
 
     from integrations.chroma import JEPAEmbeddingFunction, get_or_create_collection
 
-    ef = JEPAEmbeddingFunction(predictor_checkpoint, base_model=minilm_dir)
+    ef = JEPAEmbeddingFunction(predictor_checkpoint, base_model=minilm_dir, precision="fp32")
     col = get_or_create_collection(chromadb.PersistentClient(path=str(tmp_path)), "threads", ef)
     col.add(ids=list(PASSAGES), documents=list(PASSAGES.values()))
     questions = [f"{q} (collection threads)" for q in QUESTIONS]
@@ -177,12 +178,12 @@ def test_concurrent_async_calls_overlap_and_never_block_the_loop(monkeypatch, pr
     if adapter == "llamaindex":
         from integrations.llamaindex import JEPAEmbedding
 
-        emb = JEPAEmbedding(checkpoint=predictor_checkpoint, base_model=minilm_dir)
+        emb = JEPAEmbedding(checkpoint=predictor_checkpoint, base_model=minilm_dir, precision="fp32")
         aquery, adocs = emb.aget_query_embedding, emb.aget_text_embedding_batch
     else:
         from integrations.langchain import JEPAEmbeddings
 
-        emb = JEPAEmbeddings(checkpoint=str(predictor_checkpoint), base_model=str(minilm_dir))
+        emb = JEPAEmbeddings(checkpoint=str(predictor_checkpoint), base_model=str(minilm_dir), precision="fp32")
         aquery, adocs = emb.aembed_query, emb.aembed_documents
     questions = [f"{q} ({adapter} async)" for q in QUESTIONS[:8]]
     batches = [[f"{p} ({adapter} async {k})" for p in list(PASSAGES.values())[k:k + 3]] for k in range(4)]
