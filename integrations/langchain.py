@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import warnings
 from typing import Any
 
 from ._common import (
@@ -155,6 +156,12 @@ def jepa_chroma_vectorstore(collection_name: str = "jepa_rag", embeddings: JEPAE
     index = collection.configuration_json.get("hnsw") or collection.configuration_json.get("spann") or {}
     if index.get("space") == "cosine":
         chroma_kwargs.setdefault("relevance_score_fn", cosine_relevance)
+    else:
+        warnings.warn(
+            f"collection {collection_name!r} uses the {index.get('space', 'unknown')!r} space (made outside "
+            "jepa-rag, e.g. by Chroma.from_documents), so its scores are not cosine similarities and a threshold "
+            "tuned elsewhere will not carry over; re-index into a collection made by jepa_chroma_vectorstore",
+            UserWarning, stacklevel=2)
     return Chroma(collection_name=collection_name, embedding_function=embeddings, client=client, **chroma_kwargs)
 
 

@@ -77,3 +77,17 @@ def test_langchain_embeddings_take_the_checkpoint_positionally(predictor_checkpo
     b = JEPAEmbeddings(checkpoint=str(predictor_checkpoint), base_model=str(minilm_dir))
     assert a.checkpoint == b.checkpoint and a.encoder is b.encoder
     assert JEPAEmbeddings(checkpoint=None, base_model=str(minilm_dir)).checkpoint == "none"
+
+
+def test_langchain_store_over_an_l2_collection_warns(tmp_path, predictor_checkpoint, minilm_dir):
+    import chromadb
+
+    from integrations.chroma import JEPAEmbeddingFunction
+    from integrations.langchain import JEPAEmbeddings, jepa_chroma_vectorstore
+
+    client = chromadb.PersistentClient(path=str(tmp_path))
+    ef = JEPAEmbeddingFunction(predictor_checkpoint, base_model=minilm_dir)
+    client.create_collection("l2-notes", embedding_function=ef, configuration={"hnsw": {"space": "l2"}})
+    with pytest.warns(UserWarning, match="'l2' space"):
+        jepa_chroma_vectorstore("l2-notes", JEPAEmbeddings(str(predictor_checkpoint), base_model=str(minilm_dir)),
+                                client=client)
