@@ -132,6 +132,16 @@ def summarise(ds: str, size: str, results: list[dict], base: dict) -> dict:
     return row
 
 
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def _fmt_p(p: float) -> str:
     return f"{p:.2g}"
 
@@ -145,7 +155,8 @@ def render(report: dict) -> str:
              "epoch, query route, untrained heads vs trained, hybrid fusion — made on the run's dev split, 20% of "
              "the pairs' queries ranked against the whole corpus). Test = BEIR test judgments, evaluated once per "
              "checkpoint. p = paired t-test over per-query NDCG@10 (per query, the mean over the seeds). Base "
-             "vectors: the precomputed all-mpnet-base-v2 files, fp32 arithmetic.", ""]
+             "vectors: the precomputed all-mpnet-base-v2 files, fp32 arithmetic. train s = wall seconds of the whole "
+             "`python -m train` call (loading, mining, training, dev choices, saving) from cached vectors.", ""]
     for ds, ds_rep in report["sets"].items():
         base = ds_rep["vanilla"]
         lines += [f"## {ds}", "",
@@ -207,8 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     runs = Path(args.runs)
     sets, sizes, seeds = args.sets.split(","), args.sizes.split(","), [int(s) for s in args.seeds.split(",")]
-    report: dict = {"cpu": f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores, shared with "
-                           "other jobs)", "sets": {}, "runs": [], "not_run": []}
+    report: dict = {"cpu": f"{_cpu_name()} ({os.cpu_count()} cores, shared with other jobs: wall times are "
+                           "upper bounds)", "sets": {}, "runs": [], "not_run": []}
     for ds in sets:
         base = vanilla(ds, runs)
         curve = []

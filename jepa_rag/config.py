@@ -185,6 +185,10 @@ class TrainConfig:
     # with a predictor head: score both query routes (predictor, projection) of the same heads on dev at every
     # epoch and keep the better (epoch, route); the checkpoint stores the chosen route
     choose_query_route: bool = False
+    # with select=best_or_init: ship the selected epoch only when it beats the untrained heads on dev by a one-sided
+    # paired t-test over the dev queries at this p-value (else the untrained heads): a few dev queries, or labels
+    # that miss most relevant documents, make a small dev gain noise, and noise must not replace the base model
+    select_p_value: float | None = None
 
     def validate(self) -> None:
         self.model.validate()
@@ -222,6 +226,9 @@ class TrainConfig:
             if not all(folder and split for folder, split in self.data.dev_beir_sets):
                 raise ConfigError(f"data.dev_beir: {self.data.dev_beir!r} is not 'folder:split' or a comma-separated "
                                   "list of them (e.g. 'scifact:train,nfcorpus:dev')")
+        if self.select_p_value is not None and (self.select != "best_or_init" or not 0 < self.select_p_value <= 1):
+            raise ConfigError(f"select_p_value needs select='best_or_init' and a value in (0, 1], got "
+                              f"{self.select_p_value} with select={self.select!r}")
         if self.data.corpus is not None and self.data.source != "pairs":
             raise ConfigError(f"data.corpus goes with data.source='pairs' (--pairs), got {self.data.source!r}")
         if self.optim.patience is not None and self.optim.patience < 1:
@@ -274,6 +281,9 @@ def _coerce(dotted: str, hint: Any, value: Any) -> Any:
     """YAML reads ``2e-4`` as a string and ``1`` as an int: convert to the field's scalar type, or say why not."""
     if value is None:
         return value
+    args = [a for a in get_args(hint) if a is not type(None)]
+    if len(args) == 1 and args[0] in (float, int, bool):  # ``float | None`` and the like: the scalar inside
+        hint = args[0]
     if hint is float and isinstance(value, (str, int)) and not isinstance(value, bool):
         try:
             return float(value)

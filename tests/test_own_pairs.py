@@ -253,3 +253,39 @@ def test_config_by_name_from_another_working_directory(tmp_path):
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "optim.epochs must be ≥ 1" in run.stderr, run.stderr
     assert not (tmp_path / "train").exists() and str(ROOT) != str(tmp_path)
+
+
+# ------------------------------------------------------------------------------------------------ significance guard
+@pytest.mark.parametrize("p_value, kept", [(1e-12, False), (1.0, True)])
+def test_a_dev_gain_without_evidence_keeps_the_untrained_heads(tmp_path, minilm_dir, p_value, kept):
+    """select_p_value: the selected epoch replaces the untrained heads only when its dev gain passes a one-sided
+    paired t-test over the dev queries; no gain passes p < 1e-12, so the base model is shipped."""
+    import numpy as np
+
+    from jepa_rag import JEPAEncoder, load_train_config
+
+    pairs = write_pairs(tmp_path / "p.jsonl", n=40)
+    sets = _minilm_sets(minilm_dir, "optim.epochs=3", f"select_p_value={p_value}")
+    cfg = load_train_config(resolve_config("own_pairs"), [*sets[1::2], "data.source=pairs", f"data.path={pairs}",
+                                                          f"data.corpus={_txt_corpus(tmp_path / 'docs')}",
+                                                          f"output_dir={tmp_path}/run"])
+    logs = []
+    res = train(cfg, show_progress_bar=False, log=logs.append)
+    ck = load_checkpoint(res.checkpoint)
+    guard = ck.training["select_guard"]
+    assert guard["epoch"] >= 1 and guard["dev_gain"] > 0 and guard["kept"] is kept
+    assert guard["threshold"] == p_value and 0 < guard["p_one_sided"] <= 1
+    assert (res.best_epoch == guard["epoch"]) is kept and (ck.training["selected_epoch"] == 0) is not kept
+    if not kept:
+        assert any("too little evidence to replace the base model" in line for line in logs)
+        assert ck.metrics["dev"] == ck.metrics["dev_at_init"]
+        heads = JEPAEncoder.from_pretrained(res.checkpoint, base_model=str(minilm_dir), use_cache=False)
+        plain = JEPAEncoder.from_pretrained("none", base_model=str(minilm_dir), use_cache=False)
+        np.testing.assert_allclose(heads.encode_queries(["cats"]), plain.encode_queries(["cats"]), atol=1e-5)
+
+
+def test_select_p_value_needs_best_or_init():
+    from jepa_rag import ConfigError, load_train_config
+
+    with pytest.raises(ConfigError, match="select_p_value needs select='best_or_init'"):
+        load_train_config(None, ["select_p_value=0.05"])

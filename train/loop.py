@@ -43,7 +43,7 @@ from jepa_rag.data import (
 from jepa_rag.encoder import JEPAEncoder
 from jepa_rag.lexical import LexicalIndex
 from jepa_rag.errors import ConfigError, DataFormatError
-from jepa_rag.metrics import evaluate_run, exact_search
+from jepa_rag.metrics import evaluate_run, exact_search, paired_test
 from jepa_rag.precomputed import import_beir_embeddings, import_msmarco_embeddings
 from jepa_rag.retriever import DevScores, choose_fusion
 
@@ -177,6 +177,19 @@ def _dev_eval(enc: JEPAEncoder, devs: list[DevSet], docs: dict[int, np.ndarray] 
         per_set[dev.name] = evaluate_run(dev.qrels, run, ignore_identical_ids=False)["metrics"]
     mean = {k: float(np.mean([m[k] for m in per_set.values()])) for k in next(iter(per_set.values()))}
     return mean, per_set
+
+
+def _dev_per_query(enc: JEPAEncoder, devs: list[DevSet], metric: str) -> dict[str, float]:
+    """``metric`` of every dev query (keyed by dev set and query id), for paired tests."""
+    for h in enc.heads():
+        h.eval()
+    out = {}
+    for dev in devs:
+        run = exact_search(enc.apply_heads(dev.x_q, "query"), dev.qids, enc.apply_heads(dev.x_pool, "document"),
+                           dev.pool_ids, scoring=enc.scoring, top_k=100)
+        per_query = evaluate_run(dev.qrels, run, ignore_identical_ids=False)["per_query"][metric]
+        out.update({f"{dev.name}\t{q}": v for q, v in per_query.items()})
+    return out
 
 
 # Whole-corpus dev scores are (queries × documents) per side: above this many cells, fewer dev queries choose the
@@ -349,6 +362,7 @@ def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = T
     enc = JEPAEncoder(cfg.model, base.fingerprint, base.base_folder, device=cfg.device, use_cache=False)
     params = [p for h in enc.heads() for p in h.parameters()]
     opt = torch.optim.AdamW(params, lr=lr_at(0, 0, cfg), weight_decay=cfg.optim.weight_decay)
+    init_heads = {k: v.detach().clone() for k, v in enc.head_state_dict().items()}  # the same after a resume
     dev_at_init, dev_sets_at_init = _dev_eval(enc, devs)
     log("dev at init: " + "  ".join(f"{k} {v:.4f}" for k, v in dev_at_init.items()))
     # the query routes competing on dev: the configured one first (ties keep it)
@@ -475,6 +489,26 @@ def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = T
     _load_state(best_dir, enc, opt)
     chosen_route = best.get("route", cfg.model.query_route)  # a state saved before routes competed has none
     _with_route(enc, chosen_route)
+    guard = None
+    if cfg.select_p_value is not None and best["epoch"] > 0:
+        trained = _dev_per_query(enc, devs, cfg.dev_metric)
+        _with_route(enc, cfg.model.query_route)
+        enc.load_head_state(init_heads)
+        untrained = _dev_per_query(enc, devs, cfg.dev_metric)
+        t = paired_test(trained, untrained)
+        p_one = t["p_ttest"] / 2 if t["mean_diff"] > 0 else 1.0 - t["p_ttest"] / 2
+        p_one = p_one if math.isfinite(p_one) else 1.0  # one dev query, or equal gains everywhere: no evidence
+        guard = {"epoch": best["epoch"], "dev_gain": t["mean_diff"], "p_one_sided": p_one,
+                 "dev_queries": t["n"], "threshold": cfg.select_p_value, "kept": p_one < cfg.select_p_value}
+        if guard["kept"]:
+            _load_state(best_dir, enc, opt)
+            _with_route(enc, chosen_route)
+        else:
+            log(f"epoch {best['epoch']} beat the untrained heads on dev by {t['mean_diff']:+.4f} {cfg.dev_metric} over "
+                f"{t['n']} queries, one-sided p = {p_one:.3g} ≥ select_p_value {cfg.select_p_value}: too little "
+                "evidence to replace the base model, the checkpoint keeps the untrained heads")
+            best = {"epoch": 0, "score": dev_at_init[cfg.dev_metric], "route": cfg.model.query_route}
+            chosen_route = cfg.model.query_route
     if len(routes) > 1:
         log(f"query route chosen on dev: {chosen_route} (epoch {best['epoch']})")
     ckpt = Checkpoint(
@@ -484,7 +518,7 @@ def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = T
                   "dev_split": (cfg.data.dev_split or cfg.data.dev_beir
                                 or f"{cfg.data.dev_fraction:.0%} of the training queries"),
                   "selected_epoch": best["epoch"], "selection": f"{cfg.select} on dev {cfg.dev_metric}",
-                  "query_route": chosen_route,
+                  "query_route": chosen_route, **({"select_guard": guard} if guard else {}),
                   "history": history},
         metrics={"dev_at_init": dev_at_init,
                  "dev": history[best["epoch"] - 1]["dev"] if history and best["epoch"] > 0 else dev_at_init},
@@ -492,7 +526,7 @@ def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = T
     if len(devs) > 1:  # each dev set's own numbers, next to their mean
         ckpt.metrics["dev_sets_at_init"] = dev_sets_at_init
         ckpt.metrics["dev_sets"] = history[best["epoch"] - 1]["dev_sets"] if best["epoch"] > 0 else dev_sets_at_init
-    if best["epoch"] == 0:
+    if best["epoch"] == 0 and guard is None:
         log(f"no epoch beat the untrained heads on dev {cfg.dev_metric} ({best['score']:.4f}): the checkpoint keeps "
             "them (identity: retrieval equals the base model's)")
     ckpt.retrieval = choose_dev_fusion(enc, devs, log)
