@@ -1,0 +1,55 @@
+"""The ``jepa-rag`` command: help everywhere, and ingest → query on a folder of text files (resumable)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(*args: str, cwd: Path = ROOT, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "jepa_rag", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["evaluate"], ["ingest"], ["query"], ["demo"]])
+def test_help_for_the_command_and_every_subcommand(command, tmp_path):
+    proc = _run(*command, "--help", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "usage:" in proc.stdout
+    if not command:
+        for sub in ("train", "evaluate", "ingest", "query", "demo"):
+            assert sub in proc.stdout
+
+
+def test_ingest_a_folder_then_query_it_and_resume(tmp_path, predictor_checkpoint, minilm_dir):
+    docs = tmp_path / "docs"
+    (docs / "sub").mkdir(parents=True)
+    (docs / "pump.txt").write_text("Fault E1042: the pump's pressure sensor is unplugged.")
+    (docs / "photo.md").write_text("Photosynthesis turns light, water and carbon dioxide into glucose.")
+    (docs / "sub" / "volcano.txt").write_text("Volcanoes erupt when magma reaches the surface.")
+    store = ["--collection", "notes", "--path", str(tmp_path / "index")]
+    model = ["--checkpoint", str(predictor_checkpoint), "--base-model", str(minilm_dir)]
+    first = _run("ingest", str(docs), *store, *model, "--no-progress")
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "3 documents written, 0 already there; 3 in the collection" in first.stdout
+    again = _run("ingest", str(docs), *store, *model, "--no-progress")  # a re-run (e.g. after a crash) skips
+    assert "0 documents written, 3 already there; 3 in the collection" in again.stdout, again.stderr[-2000:]
+
+    hybrid = _run("query", "what does fault E1042 mean?", "how do plants make sugar?", *store, "-k", "2", "--json")
+    assert hybrid.returncode == 0, hybrid.stderr[-2000:]
+    results = json.loads(hybrid.stdout)
+    assert [r["results"][0]["id"] for r in results] == ["pump.txt", "photo.md"]
+    dense = _run("query", "how do plants make sugar?", *store, "--dense")
+    assert dense.returncode == 0 and "photo.md" in dense.stdout.splitlines()[2], dense.stdout
+
+
+def test_query_on_a_missing_collection_is_a_clear_error(tmp_path):
+    proc = _run("query", "anything", "--collection", "nope", "--path", str(tmp_path))
+    assert proc.returncode != 0
+    assert "nope" in proc.stderr and "Traceback" not in proc.stderr
