@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: demo test benchmarks seed-reproduction lint install
+.PHONY: demo test benchmarks report seed-reproduction lint install
 
 install: $(STAMP)
 
@@ -29,6 +29,10 @@ test: $(STAMP)
 
 benchmarks: $(STAMP)
 	$(BIN)/python -m pytest -q benchmarks
+
+# the explicit step that regenerates the committed benchmarks/results/REPORT.md (a plain run writes runs/benchmarks/)
+report: $(STAMP)
+	JEPA_RAG_BENCH_OUT=benchmarks/results $(BIN)/python -m pytest -q benchmarks
 
 seed-reproduction: $(STAMP)
 	$(BIN)/python -m benchmarks.seed_reproduction

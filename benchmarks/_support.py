@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -13,7 +14,17 @@ import pytest
 
 from benchmarks.report import machine_info
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parent / "results"  # the committed results (read-only during a normal run)
+
+
+def output_dir() -> Path:
+    """Where this run writes: ``$JEPA_RAG_BENCH_OUT``, else the untracked ``runs/benchmarks/``.
+
+    Why: a normal ``pytest benchmarks/`` must leave the checkout clean; ``make report`` points this at
+    ``benchmarks/results`` to regenerate the committed report on purpose."""
+    out = Path(os.environ.get("JEPA_RAG_BENCH_OUT") or Path(__file__).resolve().parent.parent / "runs" / "benchmarks")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 def interleave(sides: dict[str, Callable[[], object]], rounds: int, warmup: int = 1) -> dict[str, list[float]]:
@@ -47,11 +58,10 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def save_result(name: str, data: dict, command: str) -> Path:
-    """Write ``results/<name>.json`` with the machine, the command and the time it was measured."""
+    """Write ``<output_dir>/<name>.json`` with the machine, the command and the time it was measured."""
     data = {**data, "command": command, "when": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
             "machine": machine_info()}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+    path = output_dir() / f"{name}.json"
     path.write_text(json.dumps(data, indent=2))
     return path
 

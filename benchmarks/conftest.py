@@ -5,7 +5,8 @@ When the data or the model cannot be had, a benchmark *skips with the reason*; i
 Two modes: by default the base model's vectors for BEIR and MS MARCO are imported from the shared data folder's
 precomputed files (after a 16-text re-encoding check) and the whole folder runs in minutes; ``--full`` re-encodes
 every text with the real model into a fresh, empty cache instead. At the end of every session the results recorded
-so far are turned into ``benchmarks/results/REPORT.md`` (+ plots) by :mod:`benchmarks.report`.
+so far are turned into ``REPORT.md`` (+ plots) by :mod:`benchmarks.report`, in the untracked ``runs/benchmarks/``
+(``$JEPA_RAG_BENCH_OUT``), so a run leaves the checkout clean; ``make report`` writes ``benchmarks/results/``.
 """
 
 from __future__ import annotations
@@ -102,13 +103,26 @@ def pytest_runtest_logreport(report):
         _OUTCOMES[report.nodeid] = report.outcome
 
 
-def _record_benchmarks(session) -> None:
-    """Merge this session's pytest-benchmark timings (+ extra_info, outcome) into results/pytest_benchmarks.json."""
+def pytest_sessionstart(session):
+    """The run's output folder starts from the committed results, so the report it renders covers what this run did
+    not re-measure too (marked with when it was measured)."""
+    if hasattr(session.config, "workerinput"):
+        return
+    from benchmarks._support import output_dir
+
+    out = output_dir()
+    if out.resolve() != RESULTS.resolve():
+        for f in RESULTS.glob("*.json"):
+            (out / f.name).write_bytes(f.read_bytes())
+
+
+def _record_benchmarks(session, out: Path) -> None:
+    """Merge this session's pytest-benchmark timings (+ extra_info, outcome) into <out>/pytest_benchmarks.json."""
     bs = getattr(session.config, "_benchmarksession", None)
     benches = [b for b in getattr(bs, "benchmarks", []) or [] if b]
     if not benches:
         return
-    path = RESULTS / "pytest_benchmarks.json"
+    path = out / "pytest_benchmarks.json"
     try:
         recorded = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -119,7 +133,6 @@ def _record_benchmarks(session) -> None:
         extra = {k: v for k, v in (b.extra_info or {}).items() if isinstance(v, (int, float, str, bool))}
         recorded[b.fullname] = {"outcome": _OUTCOMES.get(b.fullname, "?"), "seconds": b.stats.min,
                                 "rounds": b.stats.rounds, "mode": mode, "when": when, "extra_info": extra}
-    RESULTS.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(recorded, indent=2, sort_keys=True))
 
 
@@ -128,10 +141,12 @@ def pytest_sessionfinish(session, exitstatus):
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     try:
-        _record_benchmarks(session)
+        from benchmarks._support import output_dir
         from benchmarks.report import write_report
 
-        path = write_report(RESULTS)
+        out = output_dir()
+        _record_benchmarks(session, out)
+        path = write_report(out)
         if reporter is not None:
             reporter.write_line(f"benchmark report written to {path}")
     except Exception as exc:  # noqa: BLE001 - a broken report must not hide the benchmarks' own outcome

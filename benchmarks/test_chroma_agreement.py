@@ -8,16 +8,15 @@ encoder (imported only after verification), so this measures Chroma + heads, not
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
+from benchmarks._support import output_dir
 from jepa_rag import JEPAEncoder, evaluate_run, load_beir
 from jepa_rag.data import beir_folder
 from jepa_rag.encoder import DEFAULT_CHECKPOINT
 from jepa_rag.evaluate import evaluate_beir
 
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def test_chroma_hnsw_agrees_with_exact_search(mpnet, tmp_path, benchmark):
@@ -41,8 +40,7 @@ def test_chroma_hnsw_agrees_with_exact_search(mpnet, tmp_path, benchmark):
     via_chroma = evaluate_run(ds.qrels, run)["metrics"]
     row = {"checkpoint": checkpoint, "exact": exact["metrics"], "chroma_hnsw": via_chroma,
            "ndcg@10_diff": via_chroma["ndcg@10"] - exact["metrics"]["ndcg@10"]}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "chroma_agreement.json").write_text(json.dumps(row, indent=2))
+    (output_dir() / "chroma_agreement.json").write_text(json.dumps(row, indent=2))
     benchmark.extra_info.update(row)
     assert collection.count() == len(ids)
     assert abs(row["ndcg@10_diff"]) <= 0.005, row

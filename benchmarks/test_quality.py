@@ -7,16 +7,14 @@ metrics broke), or if the shipped checkpoint is significantly worse than vanilla
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-from benchmarks._support import require_beir_vectors
+from benchmarks._support import output_dir, require_beir_vectors
 from jepa_rag import JEPAEncoder, paired_test
 from jepa_rag.encoder import DEFAULT_CHECKPOINT
 from jepa_rag.evaluate import evaluate_beir
 
-RESULTS = Path(__file__).resolve().parent / "results"
 EXPECTED_VANILLA = {"scifact": 0.6557, "nfcorpus": 0.3329}
 TOLERANCE = 0.003
 
@@ -46,8 +44,7 @@ def test_default_checkpoint_not_worse_than_vanilla(dataset, vanilla, encoder_cac
     default = JEPAEncoder.from_pretrained("default", cache_dir=encoder_cache_dir, precision="fp32")
     row = benchmark.pedantic(lambda: quality_gate(default, vanilla, dataset, embeddings_spec), rounds=1, iterations=1)
     row["mode"] = "full" if full_mode else "precomputed"
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"quality_{dataset}.json").write_text(json.dumps(row, indent=2))
+    (output_dir() / f"quality_{dataset}.json").write_text(json.dumps(row, indent=2))
     benchmark.extra_info.update({"ndcg@10": row["checkpoint"]["ndcg@10"], "vanilla": row["vanilla"]["ndcg@10"],
                                  "p": row["paired"]["p_ttest"]})
 

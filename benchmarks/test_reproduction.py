@@ -15,7 +15,7 @@ from pathlib import Path
 
 
 from benchmarks import indomain, seed_reproduction
-from benchmarks._support import require_beir_vectors, save_result
+from benchmarks._support import output_dir, require_beir_vectors, save_result
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CMD = "HF_HUB_OFFLINE=1 python -m pytest -q benchmarks/test_reproduction.py -p no:cacheprovider"
@@ -37,7 +37,7 @@ def test_seed_reproduction_quick(benchmark, shared_data, mpnet, tmp_path):
         require_beir_vectors(mpnet, ds, full_mode=False)
     committed = _committed("seed_reproduction.json")
     res = benchmark.pedantic(
-        lambda: seed_reproduction.run([0], RESULTS, tmp_path / "runs", list(seed_reproduction.NOTE), log=lambda *_: None,
+        lambda: seed_reproduction.run([0], output_dir(), tmp_path / "runs", list(seed_reproduction.NOTE), log=lambda *_: None,
                                       stem="seed_reproduction_quick", command=CMD + " -k seed_reproduction"),
         rounds=1, iterations=1)
     benchmark.extra_info["seconds"] = res["seconds"]
