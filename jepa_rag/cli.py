@@ -46,11 +46,18 @@ def _demo(argv: list[str]) -> int:
     return main(argv)
 
 
+def _embed(argv: list[str]) -> int:
+    from .embed import main
+
+    return main(argv)
+
+
 # subcommands that own their options: their --help is their own
 DELEGATED: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "train": (_train, "train heads on your pairs (--pairs, --corpus) or a BEIR folder (--beir)"),
     "evaluate": (_evaluate, "NDCG@10 / Recall@100 / MRR@10 on a BEIR folder, --retriever dense|hybrid"),
     "demo": (_demo, "build a small index over bundled passages and query it"),
+    "embed": (_embed, "encode a corpus once into Parquet shards (local, pool or ray); --to-cache, --to-chroma"),
 }
 
 
@@ -72,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jepa-rag", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="'jepa-rag <command> --help' shows each command's options.")
-    sub = p.add_subparsers(dest="command", metavar="{train,evaluate,ingest,query,demo}")
+    sub = p.add_subparsers(dest="command", metavar="{train,evaluate,embed,ingest,query,demo}")
     for name, (_, help_) in DELEGATED.items():
         sub.add_parser(name, help=help_, add_help=False)
     ing = sub.add_parser("ingest", help="put a folder of .txt/.md files or a JSONL into a Chroma collection",
