@@ -402,7 +402,8 @@ def _run_ray(todo, folder, manifest, model_folder, device, batch_size, workers, 
     ds = ray.data.from_items([{"shard": s.index, "ids": s.ids, "texts": s.texts} for s in todo])
     gpu = device.startswith("cuda")
     out = ds.map_batches(
-        _RayShardWriter, batch_size=1, concurrency=workers, num_gpus=1 if gpu else 0, num_cpus=0 if gpu else 1,
+        _RayShardWriter, batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers),
+        num_gpus=1 if gpu else 0, num_cpus=0 if gpu else 1,
         fn_constructor_kwargs={"model_folder": model_folder, "folder": str(Path(folder).resolve()),
                                "manifest": manifest.to_dict(), "device": "cuda" if gpu else "cpu",
                                "batch_size": batch_size})
