@@ -91,8 +91,17 @@ def test_pool_backend_agrees_with_local(reference, minilm_dir, tmp_path):
     assert _min_cosine(vecs, ref) >= 0.9999
 
 
-def test_ray_backend_on_a_local_cluster_agrees_and_resumes(reference, minilm_dir, tmp_path):
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A local Ray cluster of 2 CPUs on 127.0.0.1, started and shut down here."""
     ray = pytest.importorskip("ray", reason="pip install 'jepa-rag[ray]'")
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
+             configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_backend_on_a_local_cluster_agrees_and_resumes(ray_cluster, reference, minilm_dir, tmp_path):
     out = tmp_path / "ray"
     out.mkdir()
     # a run that was killed after its first shard, mid-way through writing another
@@ -100,19 +109,68 @@ def test_ray_backend_on_a_local_cluster_agrees_and_resumes(reference, minilm_dir
     shutil.copy(reference / "part-00000.parquet", out)
     stale = out / f"part-00001.parquet.{os.uname().nodename}-{_dead_pid()}-deadbeef.tmp"
     stale.write_bytes(b"PAR1 half a shard")
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
-             configure_logging=False)
-    try:
-        res = embed_corpus(CORPUS, out, base_model=str(minilm_dir), backend="ray", workers=2, precision="fp32",
-                           shard_size=SHARD, show_progress_bar=False)
-    finally:
-        ray.shutdown()
+    res = embed_corpus(CORPUS, out, base_model=str(minilm_dir), backend="ray", workers=2, precision="fp32",
+                       shard_size=SHARD, show_progress_bar=False)
     assert (res.written, res.skipped) == (2, 1)
     assert not stale.exists()
     ids, vecs = _load(out)
     ref_ids, ref = _load(reference)
     assert ids == ref_ids and len(set(ids)) == 42
     assert _min_cosine(vecs, ref) >= 0.9999
+
+
+def _descendants_named(word: str) -> list[int]:
+    """Pids of this process's descendants whose command line holds ``word`` (read from /proc)."""
+    parent: dict[int, int] = {}
+    cmd: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            parent[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+            cmd[int(entry.name)] = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except (OSError, ValueError, IndexError):
+            continue
+    me, found = os.getpid(), []
+    for pid in parent:
+        p, seen = pid, 0
+        while p in parent and p != me and seen < 64:
+            p, seen = parent[p], seen + 1
+        if p == me and word in cmd.get(pid, ""):
+            found.append(pid)
+    return found
+
+
+def test_ray_worker_killed_mid_run_loses_only_its_shard(ray_cluster, reference, minilm_dir, tmp_path):
+    import threading
+    import time
+
+    out = tmp_path / "ray_killed"
+    result: dict = {}
+    run = threading.Thread(target=lambda: result.setdefault("res", embed_corpus(
+        CORPUS, out, base_model=str(minilm_dir), backend="ray", workers=2, precision="fp32", shard_size=4,
+        show_progress_bar=False)))
+    run.start()
+    killed = None
+    deadline = time.monotonic() + 240
+    while run.is_alive() and killed is None and time.monotonic() < deadline:
+        workers = _descendants_named("MapWorker")
+        if workers and len(list(out.glob("part-*.parquet"))) >= 1:
+            killed = workers[0]
+            os.kill(killed, signal.SIGKILL)  # an encoder actor dies mid-run, as on a lost node
+        time.sleep(0.05)
+    run.join(timeout=300)
+    assert killed is not None, "the run ended before a worker could be killed"
+    assert "res" in result, "the run did not finish after its worker was killed"
+    ids, vecs = _load(out)
+    ref_ids, ref = _load(reference)
+    assert ids == ref_ids and len(set(ids)) == 42
+    assert _min_cosine(vecs, ref) >= 0.9999
+    again = embed_corpus(CORPUS, out, base_model=str(minilm_dir), backend="ray", shard_size=4,
+                         show_progress_bar=False)
+    assert (again.written, again.skipped) == (0, 11)
+    assert not list(out.glob("*.tmp")), "a killed worker's temporary file is cleaned up by the next run"
 
 
 def _dead_pid() -> int:
