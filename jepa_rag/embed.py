@@ -52,7 +52,6 @@ __all__ = ["BACKENDS", "PRECISIONS", "BaseEncoder", "EmbedResult", "Manifest", "
 BACKENDS = ("local", "pool", "ray")
 PRECISIONS = ("fp32", "bf16", "fp16")
 MANIFEST = "manifest.json"
-SHARD_GLOB = "part-*.parquet"
 META_PREFIX = b"jepa_rag."
 DEFAULT_SHARD_SIZE = 10_000
 log = logging.getLogger("jepa_rag")
@@ -412,26 +411,41 @@ def _run_ray(todo, folder, manifest, model_folder, device, batch_size, workers, 
 
 
 # ---------------------------------------------------------------------------------------------- reading
-def read_shards(folder: str | os.PathLike) -> Iterator[tuple[list[str], list[str], np.ndarray]]:
-    """``(ids, text_keys, vectors)`` per shard, in shard order; refuses a folder that is not complete."""
+def _shard_paths(folder: Path, manifest: Manifest) -> list[Path]:
+    paths = [_shard_path(folder, n) for n in range(manifest.shards)]
+    done = sum(p.is_file() for p in paths)
+    if done != len(paths):
+        raise DataFormatError(f"{folder}: {done} of {manifest.shards} shards written; finish it by re-running "
+                              "the same 'python -m jepa_rag.embed' command")
+    return paths
+
+
+def _read_shard(path: Path, manifest: Manifest, vectors: bool = True) -> tuple[list[str], list[str], np.ndarray | None]:
     _, pq = _pa()
+    table = pq.read_table(path, columns=["id", "text_key", "vector"] if vectors else ["id", "text_key"])
+    meta = table.schema.metadata or {}
+    try:
+        fp = Fingerprint.from_dict(json.loads(meta[META_PREFIX + b"fingerprint"]))
+    except (KeyError, ValueError, TypeError):
+        raise DataFormatError(f"{path}: no jepa-rag fingerprint in its metadata; not written by jepa_rag.embed") from None
+    if not fp.same_model(manifest.fingerprint):
+        raise EmbeddingMismatchError(f"{path}: made by {fp.model_id}, the folder's manifest says "
+                                     f"{manifest.fingerprint.model_id}")
+    vecs = None
+    if vectors:
+        flat = table.column("vector").combine_chunks().values.to_numpy(zero_copy_only=False)
+        vecs = np.array(flat, dtype=np.float32).reshape(len(table), manifest.fingerprint.dim)
+    return table.column("id").to_pylist(), table.column("text_key").to_pylist(), vecs
+
+
+def read_shards(folder: str | os.PathLike) -> Iterator[tuple[list[str], list[str], np.ndarray]]:
+    """``(ids, text_keys, vectors)`` per shard, in shard order, one shard in memory at a time; refuses a folder
+    that is not complete."""
     folder = Path(folder)
     manifest = read_manifest(folder)
-    paths = sorted(folder.glob(SHARD_GLOB))
-    if len(paths) != manifest.shards:
-        raise DataFormatError(f"{folder}: {len(paths)} of {manifest.shards} shards written; finish it by re-running "
-                              "the same 'python -m jepa_rag.embed' command")
-    for path in paths:
-        table = pq.read_table(path)
-        meta = table.schema.metadata or {}
-        fp = Fingerprint.from_dict(json.loads(meta.get(META_PREFIX + b"fingerprint", b"{}") or b"{}"))
-        if not fp.same_model(manifest.fingerprint):
-            raise EmbeddingMismatchError(f"{path}: made by {fp.model_id}, the folder's manifest says "
-                                         f"{manifest.fingerprint.model_id}")
-        vec = table.column("vector").combine_chunks()
-        flat = vec.values.to_numpy(zero_copy_only=False)
-        yield (table.column("id").to_pylist(), table.column("text_key").to_pylist(),
-               np.array(flat, dtype=np.float32).reshape(len(table), manifest.fingerprint.dim))
+    for path in _shard_paths(folder, manifest):
+        ids, keys, vecs = _read_shard(path, manifest)
+        yield ids, keys, vecs
 
 
 def _texts_for(corpus: Corpus, ids: list[str], keys: list[str], folder: Path) -> list[str]:
@@ -484,28 +498,42 @@ def import_to_cache(
             f"open the encoder with precision={manifest.precision!r} (fp32/bf16) or embed again in its precision")
     if not isinstance(corpus, Corpus):
         corpus = load_corpus(corpus)
-    parts = [(ids, keys, vecs) for ids, keys, vecs in read_shards(folder)]
-    texts = [t for ids, keys, _ in parts for t in _texts_for(corpus, ids, keys, folder)]
-    matrix = np.concatenate([v for _, _, v in parts]) if parts else np.zeros((0, manifest.fingerprint.dim), np.float32)
-    _, missing = cache.lookup(texts)
-    if not missing:
+    paths = _shard_paths(folder, manifest)
+    # pass 1 reads ids and text keys only (no vectors): what is missing, and is there anything to do at all
+    missing_by_shard: dict[int, list[int]] = {}
+    for n, path in enumerate(paths):
+        ids, keys, _ = _read_shard(path, manifest, vectors=False)
+        _, missing = cache.lookup(_texts_for(corpus, ids, keys, folder))
+        if missing:
+            missing_by_shard[n] = missing
+    if not missing_by_shard:
         return 0
     rng = np.random.default_rng(seed)
-    sample = rng.choice(len(texts), size=min(sample_size, len(texts)), replace=False)
-    fresh = np.asarray(encoder._encode_with_base([texts[i] for i in sample]), dtype=np.float32)
-    stored = matrix[sample]
-    cos = (fresh * stored).sum(1) / (np.linalg.norm(fresh, axis=1) * np.linalg.norm(stored, axis=1) + 1e-12)
+    sample = np.sort(rng.choice(manifest.documents, size=min(sample_size, manifest.documents), replace=False))
+    texts, stored = [], []
+    for n in sorted({int(i) // manifest.shard_size for i in sample}):
+        ids, keys, vecs = _read_shard(paths[n], manifest)
+        rows = [int(i) - n * manifest.shard_size for i in sample if int(i) // manifest.shard_size == n]
+        texts += _texts_for(corpus, [ids[r] for r in rows], [keys[r] for r in rows], folder)
+        stored.append(vecs[rows])
+    fresh = np.asarray(encoder._encode_with_base(texts), dtype=np.float32)
+    stored_m = np.concatenate(stored)
+    cos = (fresh * stored_m).sum(1) / (np.linalg.norm(fresh, axis=1) * np.linalg.norm(stored_m, axis=1) + 1e-12)
     if cos.min() < min_cosine:
-        worst = int(sample[int(cos.argmin())])
+        worst = int(cos.argmin())
         raise EmbeddingMismatchError(
             f"{folder}: vectors do not match the base model {cache.fingerprint.model_id} (cosine {cos.min():.4f} < "
             f"{min_cosine} on {texts[worst][:60]!r}); refusing to import")
-    seen: set[str] = set()
-    todo = [i for i in missing if not (texts[i] in seen or seen.add(texts[i]))]
-    for start in range(0, len(todo), 4096):
-        part = todo[start:start + 4096]
-        cache.add([texts[i] for i in part], matrix[part])
-    return len(todo)
+    added = 0
+    for n in missing_by_shard:  # pass 2: one shard's vectors in memory at a time
+        ids, keys, vecs = _read_shard(paths[n], manifest)
+        shard_texts = _texts_for(corpus, ids, keys, folder)
+        _, missing = cache.lookup(shard_texts)  # again: a text repeated in an earlier shard is stored by now
+        seen: set[str] = set()
+        todo = [i for i in missing if not (shard_texts[i] in seen or seen.add(shard_texts[i]))]
+        cache.add([shard_texts[i] for i in todo], vecs[todo])
+        added += len(todo)
+    return added
 
 
 def ingest_to_chroma(
