@@ -58,10 +58,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from jepa_rag.encoder import validate_texts
 from jepa_rag.errors import InvalidInputError, LexicalIndexError
 from jepa_rag.fusion import Fusion, fusion_of
-from jepa_rag.lexical import LexicalIndex
+from jepa_rag.lexical import LexicalIndex, top_positive
 
 from ._common import require
 
@@ -117,11 +119,38 @@ def _atomic_write_json(path: Path, data: dict) -> None:
 
 
 class _Snapshot(NamedTuple):
-    """The BM25 index and every record's (text, metadata), read together at ``stamp``."""
+    """The BM25 index and every record's (text, metadata), read together at ``stamp``, with the first two moments
+    of the records' unit-length vectors (``None`` when some record has none)."""
 
     index: LexicalIndex
     records: dict[str, tuple[Any, Any]]
     stamp: tuple
+    moments: tuple[np.ndarray, np.ndarray] | None = None
+
+
+class _Moments:
+    """Sum of unit vectors and of their outer products, page by page: a query's cosine similarities to every
+    document then have mean ``q·μ`` and variance ``qᵀMq - (q·μ)²`` without keeping the vectors."""
+
+    def __init__(self) -> None:
+        self.n, self.total, self.outer, self.complete = 0, None, None, True
+
+    def add(self, embeddings: Any, n: int) -> None:
+        if embeddings is None or len(embeddings) != n:
+            self.complete = self.complete and n == 0
+            return
+        if n == 0:
+            return
+        x = np.asarray(embeddings, dtype=np.float64)
+        x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        self.total = x.sum(0) if self.total is None else self.total + x.sum(0)
+        self.outer = x.T @ x if self.outer is None else self.outer + x.T @ x
+        self.n += n
+
+    def result(self) -> tuple[np.ndarray, np.ndarray] | None:
+        if not self.complete or self.n == 0:
+            return None
+        return self.total / self.n, self.outer / self.n
 
 
 def _texts(records: dict[str, tuple[Any, Any]]) -> tuple[list[str], list[str]]:
@@ -329,7 +358,7 @@ class HybridCollection:
             if not force and self._snapshot is not None and self._snapshot.stamp == stamp and _is_clean(stamp[0]):
                 return self._snapshot
         for _ in range(BUILD_ATTEMPTS):
-            records, stamp, settled = self._read_all()
+            records, stamp, settled, moments = self._read_all()
             if settled:  # else a write landed while the records were read: read them again
                 break
         clean = settled and _is_clean(stamp[0])
@@ -342,7 +371,7 @@ class HybridCollection:
         else:
             index = LexicalIndex(ids, texts, show_progress_bar=False)
             self.refreshes["built"] += 1
-        snapshot = _Snapshot(index, records, stamp)
+        snapshot = _Snapshot(index, records, stamp, moments)
         if not clean:
             warnings.warn(
                 f"collection {self._collection.name!r} is being written by another writer (generation "
@@ -355,20 +384,31 @@ class HybridCollection:
             self._snapshot = snapshot
         return snapshot
 
-    def _read_all(self) -> tuple[dict[str, tuple[Any, Any]], tuple, bool]:
-        """Every record's text and metadata; settled when no write landed while reading them."""
+    def _read_all(self) -> tuple[dict[str, tuple[Any, Any]], tuple, bool, tuple | None]:
+        """Every record's text and metadata (and its vectors' moments); settled when no write landed while reading
+        them."""
         before = self._stamp()
         records: dict[str, tuple[Any, Any]] = {}
+        moments = _Moments()
         read = 0
         while True:
-            page = self._collection.get(include=["documents", "metadatas"], limit=PAGE, offset=read)
+            page = None
+            if moments.complete:
+                try:
+                    page = self._collection.get(include=["documents", "metadatas", "embeddings"], limit=PAGE,
+                                                offset=read)
+                except Exception:  # noqa: BLE001 - an embedded client may not see vectors another process wrote
+                    moments.complete = False
+            if page is None:
+                page = self._collection.get(include=["documents", "metadatas"], limit=PAGE, offset=read)
             n = len(page["ids"])
             read += n
             records.update(zip(page["ids"], zip(page["documents"] or [None] * n, page["metadatas"] or [None] * n)))
+            moments.add(page.get("embeddings"), n)
             if n < PAGE:
                 break
         after = self._stamp()
-        return records, after, before == after and read == after[1] == len(records)
+        return records, after, before == after and read == after[1] == len(records), moments.result()
 
     def _stamp_record(self, stamp: tuple) -> dict[str, Any]:
         return {"format_version": FORMAT_VERSION, "collection_id": str(self._collection.id),
@@ -427,19 +467,33 @@ class HybridCollection:
                                                             "dense_scores", "lexical_scores")}
         # distances only: the texts of the few fused winners are fetched afterwards, not those of 2 x depth candidates
         dense_kwargs: dict[str, Any] = {"n_results": depth, "include": ["distances"]}
+        snapshot = self._fresh()
+        cosine = self._space() == "cosine"
+        ef = getattr(self._collection, "_embedding_function", None)
+        if query_embeddings is None and cosine and snapshot.moments is not None and ef is not None:
+            query_embeddings = ef.embed_query(queries)  # also needed for the corpus statistics below
         if query_embeddings is not None:
             dense_kwargs["query_embeddings"] = query_embeddings
         else:
             dense_kwargs["query_texts"] = queries
-        snapshot = self._fresh()
         dense = self._collection.query(**dense_kwargs)
         index = snapshot.index
-        lexical = index.search(queries, depth) if len(index) else [[] for _ in queries]
+        bm25 = index.score_all(queries) if len(index) else np.zeros((len(queries), 0), np.float32)
+        lexical = [top_positive(row, index.ids, depth) for row in bm25]
+        stats = self._corpus_stats(query_embeddings, bm25, snapshot.moments) if cosine else None
+        position = {i: j for j, i in enumerate(index.ids)} if stats is not None else {}
         to_similarity = self._similarity()
         per_query = []
         for q in range(len(queries)):
             dense_pairs = [(i, to_similarity(d)) for i, d in zip(dense["ids"][q], dense["distances"][q])]
-            per_query.append((fusion.fuse(dense_pairs, lexical[q], n_results), dict(dense_pairs), dict(lexical[q])))
+            if stats is None:
+                fused = fusion.fuse(dense_pairs, lexical[q], n_results)
+            else:  # exact BM25 for every candidate of either side, normalised like the whole-corpus retriever
+                candidates = list(dict.fromkeys([i for i, _ in lexical[q]] + [i for i, _ in dense_pairs]))
+                exact = [(i, float(bm25[q, position[i]]) if i in position else 0.0) for i in candidates]
+                exact.sort(key=lambda pair: -pair[1])
+                fused = fusion.fuse(dense_pairs, exact, n_results, corpus_stats=stats[q])
+            per_query.append((fused, dict(dense_pairs), dict(lexical[q])))
         records = snapshot.records
         missing = sorted({i for fused, _, _ in per_query for i, _ in fused} - records.keys())
         if missing:  # written since the snapshot was read: Chroma returned them, so fetch them
@@ -455,10 +509,27 @@ class HybridCollection:
             out["lexical_scores"].append([lexical_by_id.get(i) for i, _ in fused])
         return out
 
+    @staticmethod
+    def _corpus_stats(query_embeddings: Any, bm25: np.ndarray, moments: tuple | None) -> list | None:
+        """Per query ``((dense mean, dense std), (BM25 mean, BM25 std))`` over the whole collection, or None when
+        the dense side's cannot be had (no query vectors, or records without vectors)."""
+        if query_embeddings is None or moments is None or bm25.shape[1] == 0:
+            return None
+        mu, second = moments
+        q = np.asarray(query_embeddings, dtype=np.float64)
+        q /= np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+        mean = q @ mu
+        var = np.einsum("qi,ij,qj->q", q, second, q) - mean**2
+        return [((float(m), float(np.sqrt(max(v, 0.0)))), (float(row.mean()), float(row.std())))
+                for m, v, row in zip(mean, var, bm25)]
+
+    def _space(self) -> str:
+        config = self._collection.configuration_json or {}
+        return (config.get("hnsw") or config.get("spann") or {}).get("space", "l2")
+
     def _similarity(self):
         """Chroma distance -> similarity: ``1 - d`` in the cosine and ip spaces, ``-d`` in l2."""
-        config = self._collection.configuration_json or {}
-        space = (config.get("hnsw") or config.get("spann") or {}).get("space", "l2")
+        space = self._space()
         if space in ("cosine", "ip"):
             return lambda d: 1.0 - float(d)
         return lambda d: -float(d)

@@ -86,13 +86,20 @@ class Fusion:
 
     # ------------------------------------------------------------------------------------------ candidate lists
     def fuse(self, dense: Sequence[tuple[str, float]], lexical: Sequence[tuple[str, float]],
-             k: int) -> list[tuple[str, float]]:
+             k: int, *, corpus_stats: tuple[tuple[float, float], tuple[float, float]] | None = None,
+             ) -> list[tuple[str, float]]:
         """Fuse two candidate lists (``(id, score)``, best first; each cut to ``depth``) into the ``k`` best.
 
         Blend normalises each side over its own candidates, weighted by ``candidate_lexical_weight`` (else
         ``lexical_weight``); a document only one side returned gets the other side's lowest normalised candidate
         score (it ranked below all of them there). Ties go to the id first seen in the dense list, then the lexical
         list.
+
+        ``corpus_stats`` = ``((dense_mean, dense_std), (lexical_mean, lexical_std))``, this query's scores'
+        mean and spread over the whole corpus: with the z-score blend each side is then normalised with them, as
+        :meth:`fuse_scores` does, and ``lexical_weight`` (the whole-corpus weight) applies. A serving path that
+        can compute them (:class:`integrations.chroma_lexical.HybridCollection` does) ranks like the exact
+        retriever over the candidates, instead of like the narrower candidate-list normalisation.
         """
         k = _check_k(k)
         sides = [_dedupe(dense)[: self.depth], _dedupe(lexical)[: self.depth]]
@@ -106,11 +113,17 @@ class Fusion:
                 for rank, (did, _) in enumerate(side, 1):
                     fused[did] += 1.0 / (self.rrf_k + rank)
         else:
-            w = self.lexical_weight if self.candidate_lexical_weight is None else self.candidate_lexical_weight
-            for side, weight in zip(sides, (1.0 - w, w)):
+            whole = corpus_stats is not None and self.normalization == "zscore"
+            w = self.lexical_weight if whole or self.candidate_lexical_weight is None else self.candidate_lexical_weight
+            for n, (side, weight) in enumerate(zip(sides, (1.0 - w, w))):
                 if not side or weight == 0.0:
                     continue
-                norm = self._normalize(np.array([s for _, s in side], dtype=np.float64))
+                raw = np.array([s for _, s in side], dtype=np.float64)
+                if whole:
+                    mean, std = corpus_stats[n]
+                    norm = (raw - mean) / std if std > 0 else np.zeros_like(raw)
+                else:
+                    norm = self._normalize(raw)
                 floor = float(norm.min())
                 got = {did: float(v) for (did, _), v in zip(side, norm)}
                 for did in fused:

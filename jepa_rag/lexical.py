@@ -130,17 +130,7 @@ class LexicalIndex:
         sharing no term with the query (score 0) are left out, so a list may be shorter than ``k``."""
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise InvalidInputError(f"k must be a positive integer, got {k!r}")
-        scores = self.score_all(queries)
-        k = min(int(k), len(self.ids))
-        results: list[list[tuple[str, float]]] = []
-        for row in scores:
-            if k == 0:
-                results.append([])
-                continue
-            top = np.argpartition(-row, k - 1)[:k]
-            top = top[np.lexsort((top, -row[top]))]  # best first; ties in index order, so results are stable
-            results.append([(self.ids[j], float(row[j])) for j in top if row[j] > 0])
-        return results
+        return [top_positive(row, self.ids, int(k)) for row in self.score_all(queries)]
 
     # ------------------------------------------------------------------------------------------ persistence
     def save(self, folder: str | os.PathLike) -> None:
@@ -201,9 +191,11 @@ class LexicalIndex:
         for attempt in range(4):
             try:
                 return cls._load_once(Path(folder).expanduser())
-            except LexicalIndexError:
+            except (LexicalIndexError, OSError) as exc:  # OSError: a file renamed away between a check and a read
                 if attempt == 3:
-                    raise
+                    if isinstance(exc, LexicalIndexError):
+                        raise
+                    raise LexicalIndexError(f"{folder}: cannot read the lexical index ({exc})") from None
                 time.sleep(0.05 * (attempt + 1))
         raise AssertionError("unreachable")
 
@@ -254,3 +246,14 @@ class LexicalIndex:
             raise LexicalIndexError(
                 f"{folder}: the bm25s index holds {bm25.scores.get('num_docs')} documents, the manifest {len(ids)} ids")
         return cls._from_parts(ids, bm25)
+
+
+def top_positive(row: np.ndarray, ids: Sequence[str], k: int) -> list[tuple[str, float]]:
+    """The ``k`` best ``(id, score)`` of one row of :meth:`LexicalIndex.score_all`, best first, without the
+    documents that share no term with the query (score 0)."""
+    k = min(int(k), len(ids))
+    if k == 0:
+        return []
+    top = np.argpartition(-row, k - 1)[:k]
+    top = top[np.lexsort((top, -row[top]))]  # best first; ties in index order, so results are stable
+    return [(ids[j], float(row[j])) for j in top if row[j] > 0]

@@ -1,0 +1,87 @@
+"""The serving path of hybrid retrieval (a Chroma collection + its BM25 index, ``HybridCollection.hybrid_query``)
+against the exact retriever, on BEIR, with the default checkpoint's stored fusion.
+
+    python -m experiments.hybrid_serving [--split dev|test] [--out runs/hybrid_serving_<split>.json]
+
+The serving path sees only each side's top ``depth`` candidates. It normalises them with the whole collection's
+score statistics (the dense side's from the first two moments of the stored vectors, BM25's from every document's
+score), which is what the exact retriever does over the whole corpus, so it should rank alike; the older
+candidate-list normalisation is scored too. ``dev`` = SciFact ``qrels/train.tsv`` + NFCorpus ``qrels/dev.tsv``.
+Base vectors: the verified precomputed files; the collection is an in-memory Chroma.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import chromadb
+
+from integrations.chroma import JEPAEmbeddingFunction, get_or_create_collection
+from integrations.chroma_lexical import HybridCollection
+from jepa_rag import JEPAEncoder, evaluate_run
+from jepa_rag.data import beir_folder, load_beir
+from jepa_rag.fusion import fusion_of
+from jepa_rag.precomputed import import_beir_embeddings
+from jepa_rag.retriever import HybridRetriever
+
+SPLITS = {"dev": {"scifact": "train", "nfcorpus": "dev"}, "test": {"scifact": "test", "nfcorpus": "test"}}
+
+
+def run(split: str) -> dict:
+    encoder = JEPAEncoder.from_pretrained("default", precision="fp32")
+    fusion = fusion_of(encoder.checkpoint_path)
+    out: dict = {"split": split, "fusion": fusion.to_dict(), "sets": {}}
+    for name, ds_split in SPLITS[split].items():
+        folder = beir_folder(name)
+        ds = load_beir(folder, ds_split)
+        import_beir_embeddings(encoder, folder, "auto")
+        ids, texts = ds.corpus_texts()
+        qids = list(ds.queries)
+        queries = [ds.queries[q] for q in qids]
+        docs = encoder.apply_heads(encoder.embed_base(texts), "document")
+        qvecs = encoder.apply_heads(encoder.embed_base(queries), "query")
+        exact = HybridRetriever(encoder, ids, texts, fusion=fusion)
+        exact_run = {q: dict(hits) for q, hits in zip(qids, exact.retrieve(queries, k=100))}
+        client = chromadb.EphemeralClient()
+        col = get_or_create_collection(client, f"serving-{name}", JEPAEmbeddingFunction("default", precision="fp32"))
+        for s in range(0, len(ids), 1000):
+            col.add(ids=ids[s:s + 1000], embeddings=docs[s:s + 1000], documents=texts[s:s + 1000])
+        hybrid = HybridCollection(client, col, fusion=fusion)
+        runs = {"exact": exact_run, "serving": {}, "serving_candidate_norm": {}}
+        for s in range(0, len(qids), 64):
+            part = slice(s, s + 64)
+            res = hybrid.hybrid_query(queries[part], n_results=10, query_embeddings=qvecs[part])
+            runs["serving"].update({q: dict(zip(i, sc)) for q, i, sc in zip(qids[part], res["ids"], res["scores"])})
+        hybrid._fresh()  # the same candidates, normalised over the candidate lists only
+        snapshot = hybrid._snapshot
+        hybrid._snapshot = snapshot._replace(moments=None)
+        for s in range(0, len(qids), 64):
+            part = slice(s, s + 64)
+            res = hybrid.hybrid_query(queries[part], n_results=10, query_embeddings=qvecs[part])
+            runs["serving_candidate_norm"].update(
+                {q: dict(zip(i, sc)) for q, i, sc in zip(qids[part], res["ids"], res["scores"])})
+        hybrid._snapshot = snapshot
+        out["sets"][name] = {k: evaluate_run(ds.qrels, r, ignore_identical_ids=True)["metrics"]["ndcg@10"]
+                             for k, r in runs.items()}
+        print(name, ds_split, out["sets"][name], flush=True)
+    for k in ("exact", "serving", "serving_candidate_norm"):
+        out[f"mean_{k}"] = sum(v[k] for v in out["sets"].values()) / len(out["sets"])
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--split", choices=list(SPLITS), default="dev")
+    p.add_argument("--out", default=None)
+    args = p.parse_args()
+    res = run(args.split)
+    out = Path(args.out or Path(__file__).resolve().parent.parent / "runs" / f"hybrid_serving_{args.split}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in res.items() if k.startswith("mean")}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
