@@ -280,3 +280,16 @@ def test_cli_embed_then_chroma_from_the_stored_vectors(reference, minilm_dir, tm
     assert "0 shards written, 3 already there" in out and "docs: 42 documents upserted" in out
     assert main(["embed", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "v")]) == 1
     assert "corpus not found" in capsys.readouterr().err
+
+
+def test_bf16_shards_agree_with_fp32_and_go_into_the_bf16_cache(reference, minilm_dir, tmp_path, monkeypatch):
+    from jepa_rag import JEPAEncoder
+
+    out = tmp_path / "bf16"
+    embed_corpus(CORPUS, out, base_model=str(minilm_dir), precision="bf16", shard_size=SHARD, show_progress_bar=False)
+    assert read_manifest(out).precision == "bf16"
+    assert _min_cosine(_load(out)[1], _load(reference)[1]) >= 0.999
+    enc = JEPAEncoder.from_pretrained("none", base_model=str(minilm_dir), precision="bf16", cache_dir=tmp_path / "c")
+    calls = _counting(enc, monkeypatch)
+    assert import_to_cache(enc, out, CORPUS) == 42 and calls == [16]
+    assert enc.cache.dir.name.endswith("-bf16")
