@@ -200,6 +200,15 @@ def render(report: dict) -> str:
                              f"{_fmt_p(d['vs']['vanilla_dense']['p_ttest'])} | {row['hybrid']['mean']:.4f} | "
                              f"{row['selected_epoch']} |")
         lines.append("")
+    lines += ["## Notes", "",
+              "- trained / dev pairs: the dev split is 20% of the file's queries with all their pairs; the trained "
+              "side keeps at most 8 pairs per query (`data.max_positives_per_query`), which is why NFCorpus "
+              "(up to hundreds of judged documents per query) trains on fewer pairs than its dev holds.",
+              "- A subsample of NFCorpus pairs labels only a few of each query's relevant documents: its dev NDCG@10 "
+              "starts near 0, and without the guard the dev-chosen epochs were noise that cost up to 0.064 on test.",
+              "- The hybrid column uses the fusion each run chose on its own dev split (`choose_fusion`); with tens "
+              "of dev queries that choice is noisy (ties on an all-zero dev go to the first grid point, weight 0), "
+              "which is what puts the small-sample hybrid points below vanilla hybrid.", ""]
     lines += ["## Findings", "", *[f"- {f}" for f in report["findings"]], ""]
     if report.get("not_run"):
         lines += ["## Not run", "", *[f"- {f}" for f in report["not_run"]], ""]
