@@ -16,7 +16,7 @@ from .encoder import JEPAEncoder, validate_texts
 from .errors import InvalidInputError
 from .fusion import NORMALIZATIONS, Fusion, fusion_of, top_k
 from .lexical import LexicalIndex, _check_ids
-from .metrics import evaluate_run
+from .metrics import evaluate_run, paired_test
 
 QUERY_BATCH = 256
 
@@ -118,13 +118,19 @@ class DevScores:
 
 
 def choose_fusion(devs: Sequence[DevScores], grid: Sequence[Fusion] = DEV_GRID,
-                  metric: str = "ndcg@10") -> tuple[Fusion, dict]:
+                  metric: str = "ndcg@10", *, prior: Fusion | None = None,
+                  p_value: float | None = None) -> tuple[Fusion, dict]:
     """The fusion of ``grid`` with the best ``metric`` averaged over ``devs`` (ties: the earlier in ``grid``), and
     the record a checkpoint stores as its ``retrieval`` section: the choice, what chose it, and the dev curves.
 
     The grid is scored over the whole corpus (:meth:`Fusion.fuse_scores`), as :class:`HybridRetriever` does. When a
     blend wins, its ``candidate_lexical_weight`` (the weight :meth:`Fusion.fuse` uses on top-``depth`` candidate
     lists, as serving over a vector store does) is then chosen the same way among 0, 0.05, …, 1.
+
+    ``prior`` with ``p_value``: the choice replaces ``prior`` (e.g. the default checkpoint's fusion, chosen on
+    thousands of judged queries) only when it beats it on the dev queries by a one-sided paired t-test at
+    ``p_value``. Why: on a few dozen dev queries every weight can tie (or win by noise), and a user's checkpoint
+    should not fuse worse than the base model's.
     """
     if not devs:
         raise InvalidInputError("choose_fusion: no dev set given")
@@ -144,6 +150,15 @@ def choose_fusion(devs: Sequence[DevScores], grid: Sequence[Fusion] = DEV_GRID,
                                     "mean": round(float(np.mean(list(per_set.values()))), 5), "per_set": per_set})
         top = max(range(len(candidate_curve)), key=lambda i: (candidate_curve[i]["mean"], -i))
         chosen = replace(chosen, candidate_lexical_weight=candidate_curve[top]["candidate_lexical_weight"])
+    guard = None
+    if prior is not None and p_value is not None and chosen != prior:
+        a, b = _per_query(devs, chosen, metric), _per_query(devs, prior, metric)
+        t = paired_test(a, b)
+        p_one = t["p_ttest"] / 2 if t["mean_diff"] > 0 else 1.0
+        guard = {"prior": prior.to_dict(), "mean_diff": t["mean_diff"], "p_one_sided": p_one, "n": t["n"],
+                 "threshold": p_value, "kept_choice": p_one < p_value}
+        if p_one >= p_value:
+            chosen = prior
     record = {
         "fusion": chosen.to_dict(),
         "chosen_on": {"dev": [dev.name for dev in devs], "metric": metric, "mean": curve[best]["mean"],
@@ -152,4 +167,11 @@ def choose_fusion(devs: Sequence[DevScores], grid: Sequence[Fusion] = DEV_GRID,
         "dev_curve": curve,
         "candidate_dev_curve": candidate_curve,
     }
+    if guard is not None:
+        record["guard"] = guard
     return chosen, record
+
+
+def _per_query(devs: Sequence[DevScores], fusion: Fusion, metric: str) -> dict[str, float]:
+    return {f"{dev.name}\0{q}": v for dev in devs
+            for q, v in dev.evaluate(fusion)["per_query"][metric].items()}

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from jepa_rag import Fusion, HybridRetriever, InvalidInputError, LexicalIndex, fusion_of
@@ -53,3 +54,34 @@ def test_bad_input_is_refused(minilm_encoder, retriever):
 
 def test_empty_corpus(minilm_encoder):
     assert HybridRetriever(minilm_encoder, [], []).retrieve(["cats"], k=3) == [[]]
+
+
+# ------------------------------------------------------------------------------------------------ choose_fusion
+def _dev(dense, lexical, qrels, name="dev"):
+    from jepa_rag.retriever import DevScores
+
+    docs = [f"d{j}" for j in range(np.asarray(dense).shape[1])]
+    return DevScores(name, np.asarray(dense, float), np.asarray(lexical, float), [f"q{i}" for i in range(len(qrels))],
+                     docs, qrels, ignore_identical_ids=False)
+
+
+def test_choose_fusion_keeps_the_prior_unless_the_choice_wins_significantly():
+    from jepa_rag.retriever import choose_fusion
+
+    prior = Fusion(lexical_weight=0.25)
+    # every weight ranks the one judged document first: all tie, so the grid's first entry (dense only) "wins"
+    tie = _dev([[0.9, 0.1, 0.0]] * 4, [[5.0, 1.0, 0.0]] * 4, {f"q{i}": {"d0": 1} for i in range(4)})
+    chosen, record = choose_fusion([tie], prior=prior, p_value=0.05)
+    assert chosen == prior and record["guard"]["kept_choice"] is False
+    assert choose_fusion([tie])[0].lexical_weight == 0.0  # without the guard: the tie's first entry
+    # BM25 finds what dense misses on every one of 30 queries: the choice beats the prior by far
+    rng = np.random.default_rng(0)
+    dense = rng.normal(size=(30, 50))
+    lexical = np.zeros((30, 50))
+    qrels = {}
+    for i in range(30):
+        target = int(np.argmin(dense[i]))
+        lexical[i, target] = 10.0
+        qrels[f"q{i}"] = {f"d{target}": 1}
+    chosen, record = choose_fusion([_dev(dense, lexical, qrels)], prior=Fusion(lexical_weight=0.0), p_value=0.05)
+    assert chosen.lexical_weight >= 0.5 and record["guard"]["kept_choice"] is True

@@ -41,6 +41,7 @@ from jepa_rag.data import (
     pairs_from_corpus_titles,
 )
 from jepa_rag.encoder import JEPAEncoder
+from jepa_rag.fusion import fusion_of
 from jepa_rag.lexical import LexicalIndex
 from jepa_rag.errors import ConfigError, DataFormatError
 from jepa_rag.metrics import evaluate_run, exact_search, paired_test
@@ -197,9 +198,10 @@ def _dev_per_query(enc: JEPAEncoder, devs: list[DevSet], metric: str) -> dict[st
 FUSION_DEV_CELLS = 20_000_000
 
 
-def choose_dev_fusion(enc: JEPAEncoder, devs: list[DevSet], log=print) -> dict:
+def choose_dev_fusion(enc: JEPAEncoder, devs: list[DevSet], log=print, p_value: float | None = None) -> dict:
     """The hybrid (dense + BM25) fusion for the trained heads, chosen on the dev sets; the checkpoint's
-    ``retrieval`` section (see :func:`jepa_rag.retriever.choose_fusion`)."""
+    ``retrieval`` section (see :func:`jepa_rag.retriever.choose_fusion`). With ``p_value`` (the config's
+    ``select_p_value``) the default checkpoint's fusion is kept unless the dev choice beats it significantly."""
     for h in enc.heads():
         h.eval()
     indexes: dict[int, LexicalIndex] = {}
@@ -213,7 +215,11 @@ def choose_dev_fusion(enc: JEPAEncoder, devs: list[DevSet], log=print) -> dict:
         scored.append(DevScores(dev.name, enc.similarity(q, d), indexes[id(dev.x_pool)].score_all(dev.query_texts[:n]),
                                 dev.qids[:n], dev.pool_ids, {k: dev.qrels[k] for k in dev.qids[:n]},
                                 ignore_identical_ids=False))
-    fusion, record = choose_fusion(scored)
+    fusion, record = choose_fusion(scored, prior=fusion_of(None) if p_value is not None else None, p_value=p_value)
+    if record.get("guard") and not record["guard"]["kept_choice"]:
+        g = record["guard"]
+        log(f"hybrid fusion: the dev choice did not beat the default checkpoint's fusion significantly "
+            f"({g['n']} dev queries, one-sided p = {g['p_one_sided']:.3g}); keeping the default's")
     dense_only = next(c["mean"] for c in record["dev_curve"] if c["method"] == "blend" and c["lexical_weight"] == 0.0)
     log(f"hybrid fusion chosen on dev: {fusion.method}"
         + (f" lexical_weight {fusion.lexical_weight} ({fusion.normalization})" if fusion.method == "blend" else "")
@@ -529,7 +535,7 @@ def train(cfg: TrainConfig, *, embeddings: str | None = "auto", resume: bool = T
     if best["epoch"] == 0 and guard is None:
         log(f"no epoch beat the untrained heads on dev {cfg.dev_metric} ({best['score']:.4f}): the checkpoint keeps "
             "them (identity: retrieval equals the base model's)")
-    ckpt.retrieval = choose_dev_fusion(enc, devs, log)
+    ckpt.retrieval = choose_dev_fusion(enc, devs, log, p_value=cfg.select_p_value)
     path = save_checkpoint(ckpt, out_dir / "checkpoint")
     if not keep_state:  # the checkpoint is durable now; the state only served resuming (tens of MB)
         shutil.rmtree(state_dir, ignore_errors=True)
