@@ -20,14 +20,16 @@ BENCH_CMD = "HF_HUB_OFFLINE=1 python -m pytest -q benchmarks -p no:cacheprovider
 
 
 # --------------------------------------------------------------------------------------------- machine
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name, cores and native bf16 flags (every speed number says which CPU it was measured on)."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        info = Path("/proc/cpuinfo").read_text()
     except OSError:
-        pass
-    return platform.processor() or "unknown"
+        return platform.processor() or platform.machine() or "unknown"
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
+                platform.processor() or "unknown")
+    extra = [f for f in ("avx512_bf16", "amx_bf16") if f in info]
+    return f"{name} ({os.cpu_count()} cores{', ' + ', '.join(extra) if extra else ''})"
 
 
 def _version(module: str) -> str:
@@ -43,7 +45,7 @@ def machine_info() -> dict:
     """The facts a timing depends on: CPUs, torch threads, Python and library versions."""
     info = {
         "cpus": os.cpu_count(),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "torch": _version("torch"),

@@ -14,11 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from benchmarks.report import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,15 +76,6 @@ def measure(tree: Path, home: Path) -> dict:
     return json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))[7:])
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -101,7 +93,7 @@ def main() -> None:
             after = measure(ROOT, tmp / "home_after")
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(tmp / "before")], cwd=ROOT, check=False)
-    report = {"cpu": cpu_name(), "cores": os.cpu_count(), "before_commit": args.before, "before": before,
+    report = {"cpu": cpu_model(), "cores": os.cpu_count(), "before_commit": args.before, "before": before,
               "after": after, "after_over_before": {k: after[k] / before[k] for k in after}}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.report import cpu_model
 from jepa_rag import Fusion, JEPAEncoder, LexicalIndex, paired_test
 from jepa_rag.data import beir_folder, load_beir
 from jepa_rag.encoder import DEFAULT_CHECKPOINT
@@ -149,17 +149,6 @@ print(json.dumps({"documents": len(ids), "seconds": seconds, "traced_peak_mb": t
 """
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                flags = Path("/proc/cpuinfo").read_text()
-                extra = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
-                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores{', ' + ', '.join(extra) if extra else ''})"
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
 
 def lexical_cost(ds: str, rounds: int = 3) -> dict:
     """Build time (median of ``rounds`` fresh processes), peak traced memory and RSS growth of the BM25 index."""
@@ -197,7 +186,7 @@ def run(seeds: list[int], runs: Path, log=print) -> dict:
     t0 = time.time()
     default_fusion, default_record, extra = choose_default(log, rechoose=False)
     log(f"the default checkpoint's fusion: {default_fusion}")
-    out: dict = {"cpu": cpu_name(), "seeds": seeds, "default_dev": default_record, **extra, "test": {},
+    out: dict = {"cpu": cpu_model(), "seeds": seeds, "default_dev": default_record, **extra, "test": {},
                  "indomain": {}, "lexical": {}}
     vanilla = JEPAEncoder.from_pretrained("none", precision="fp32")
     default = JEPAEncoder.from_pretrained("default", precision="fp32")

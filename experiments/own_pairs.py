@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -31,6 +30,7 @@ import numpy as np
 from jepa_rag import JEPAEncoder, load_checkpoint, paired_test
 from jepa_rag.data import beir_folder, doc_text, load_beir
 from jepa_rag.evaluate import evaluate_beir
+from benchmarks.report import cpu_model
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -137,15 +137,6 @@ def summarise(ds: str, size: str, results: list[dict], base: dict) -> dict:
                           "vs": vs, "per_seed_vs_vanilla_same_retriever": per_seed}
     return row
 
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _fmt_p(p: float) -> str:
@@ -271,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     runs = Path(args.runs)
     sets, sizes, seeds = args.sets.split(","), args.sizes.split(","), [int(s) for s in args.seeds.split(",")]
-    report: dict = {"cpu": f"{_cpu_name()} ({os.cpu_count()} cores, shared with other jobs: wall times are "
+    report: dict = {"cpu": f"{cpu_model()} ({os.cpu_count()} cores, shared with other jobs: wall times are "
                            "upper bounds)", "sets": {}, "runs": [], "not_run": []}
     for ds in sets:
         base = vanilla(ds, runs)

@@ -62,6 +62,7 @@ import numpy as np
 
 from jepa_rag.encoder import validate_texts
 from jepa_rag.errors import InvalidInputError, LexicalIndexError
+from jepa_rag.fsutil import fsync_dir
 from jepa_rag.fusion import Fusion, fusion_of
 from jepa_rag.lexical import LexicalIndex, top_positive
 
@@ -97,17 +98,6 @@ def _dirty_owner(generation: str | None) -> str | None:
     return generation.split(":")[1]
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _atomic_write_json(path: Path, data: dict) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
@@ -115,7 +105,7 @@ def _atomic_write_json(path: Path, data: dict) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 class _Snapshot(NamedTuple):

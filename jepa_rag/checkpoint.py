@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 from .base_model import Fingerprint, sha256_file
 from .config import ModelConfig, from_dict, to_dict
 from .errors import CheckpointError, ConfigError
+from .fsutil import fsync_dir
 
 FORMAT = "jepa-rag-adapter"
 FORMAT_VERSION = 1
@@ -43,17 +44,6 @@ class Checkpoint:
     path: Path | None = None
     # how to retrieve with these heads: ``fusion`` (a jepa_rag.fusion.Fusion as a dict) and how dev chose it
     retrieval: dict = field(default_factory=dict)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _previous(directory: Path) -> list[Path]:
@@ -92,7 +82,7 @@ def _recover_interrupted_save(directory: Path) -> Path:
         os.replace(previous, directory)
     except OSError:
         return directory if directory.is_dir() else previous
-    _fsync_dir(directory.parent)
+    fsync_dir(directory.parent)
     return directory
 
 
@@ -120,7 +110,7 @@ def save_checkpoint(ckpt: Checkpoint, directory: str | os.PathLike) -> Path:
         for f in (tmp / WEIGHTS, tmp / CONFIG):
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         old = None
         if directory.exists():
             for stale in _previous(directory):  # left by a crash after a completed save: garbage
@@ -129,7 +119,7 @@ def save_checkpoint(ckpt: Checkpoint, directory: str | os.PathLike) -> Path:
             os.replace(directory, old)
         # a crash here leaves no folder at `directory`, only `old`: _recover_interrupted_save() puts it back
         os.replace(tmp, directory)
-        _fsync_dir(directory.parent)
+        fsync_dir(directory.parent)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:

@@ -28,6 +28,7 @@ import numpy as np
 
 from .encoder import validate_texts
 from .errors import InvalidInputError, LexicalIndexError
+from .fsutil import fsync_dir
 
 FORMAT = "jepa-rag-lexical"
 FORMAT_VERSION = 1
@@ -49,17 +50,6 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _check_ids(ids: object) -> list[str]:
@@ -156,7 +146,7 @@ class LexicalIndex:
             for name in [*files, MANIFEST]:
                 with open(tmp / name, "rb") as fh:
                     os.fsync(fh.fileno())
-            _fsync_dir(tmp)
+            fsync_dir(tmp)
             # a folder cannot be renamed onto a non-empty one: set the current index aside, then rename ours in.
             # Another writer may do the same at once; whoever renames in last wins, and every try is whole.
             aside: list[Path] = []
@@ -176,7 +166,7 @@ class LexicalIndex:
                         raise
             else:
                 raise LexicalIndexError(f"{folder}: could not replace the index (other writers kept replacing it)")
-            _fsync_dir(folder.parent)
+            fsync_dir(folder.parent)
             for old in aside:
                 shutil.rmtree(old, ignore_errors=True)
         except BaseException:
