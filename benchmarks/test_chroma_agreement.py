@@ -28,7 +28,7 @@ def test_chroma_hnsw_agrees_with_exact_search(mpnet, tmp_path, benchmark):
     ds = load_beir(beir_folder("scifact"), "test")
     ids, texts = ds.corpus_texts()
     client = chromadb.PersistentClient(path=str(tmp_path / "chroma"))
-    collection = get_or_create_collection(client, "scifact", JEPAEmbeddingFunction(checkpoint))
+    collection = get_or_create_collection(client, "scifact", JEPAEmbeddingFunction(checkpoint, precision="fp32"))
     ingest(collection, ids, texts, batch_size=512)
     qids = list(ds.queries)
 

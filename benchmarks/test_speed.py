@@ -236,9 +236,8 @@ def test_chroma_ingest_and_query(benchmark, shared_data, mpnet, chroma_server, t
     if missing:
         pytest.skip(f"{len(missing)} SciFact texts have no cached base vector (precomputed scifact.npz missing?)")
 
-    ef = JEPAEmbeddingFunction()
+    ef = JEPAEmbeddingFunction(precision="fp32")  # the imported (precomputed) vectors are fp32 ones
     enc = ef.encoder
-    enc.cache.reload()  # the encoder may predate the import above
     host, port = chroma_server
     clients = {"embedded": chromadb.PersistentClient(path=str(tmp_path / "embedded")),
                "server": chromadb.HttpClient(host=host, port=port)}
