@@ -180,6 +180,7 @@ class HybridCollection:
         self._folder = self._resolve_folder(lexical_dir)
         self._owner = self._owner_id()
         self._snapshot: _Snapshot | None = None
+        self._position_cache: tuple[LexicalIndex, dict[str, int]] | None = None
         self._memory_lock = threading.Lock()
         #: how the lexical index was obtained: ``built`` (from the collection) or ``loaded`` (from disk)
         self.refreshes: Counter[str] = Counter()
@@ -471,7 +472,7 @@ class HybridCollection:
         bm25 = index.score_all(queries) if len(index) else np.zeros((len(queries), 0), np.float32)
         lexical = [top_positive(row, index.ids, depth) for row in bm25]
         stats = self._corpus_stats(query_embeddings, bm25, snapshot.moments) if cosine else None
-        position = {i: j for j, i in enumerate(index.ids)} if stats is not None else {}
+        position = self._positions(index) if stats is not None else {}
         to_similarity = self._similarity()
         per_query = []
         for q in range(len(queries)):
@@ -509,9 +510,16 @@ class HybridCollection:
         q = np.asarray(query_embeddings, dtype=np.float64)
         q /= np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
         mean = q @ mu
-        var = np.einsum("qi,ij,qj->q", q, second, q) - mean**2
+        var = ((q @ second) * q).sum(axis=1) - mean**2  # BLAS; einsum here took ~2 ms a query
         return [((float(m), float(np.sqrt(max(v, 0.0)))), (float(row.mean()), float(row.std())))
                 for m, v, row in zip(mean, var, bm25)]
+
+    def _positions(self, index: LexicalIndex) -> dict[str, int]:
+        """id -> column of ``index.score_all``, built once per index (per query it cost ~1 ms on 5K documents)."""
+        cached = self._position_cache
+        if cached is None or cached[0] is not index:
+            cached = self._position_cache = (index, {i: j for j, i in enumerate(index.ids)})
+        return cached[1]
 
     def _space(self) -> str:
         config = self._collection.configuration_json or {}
