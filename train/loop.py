@@ -195,7 +195,7 @@ def _dev_per_query(enc: JEPAEncoder, devs: list[DevSet], metric: str) -> dict[st
 
 # Whole-corpus dev scores are (queries × documents) per side: above this many cells, fewer dev queries choose the
 # fusion (the first ones, a deterministic subset), so choosing stays cheap next to training.
-FUSION_DEV_CELLS = 20_000_000
+FUSION_DEV_CELLS = 2_000_000
 
 
 def choose_dev_fusion(enc: JEPAEncoder, devs: list[DevSet], log=print, p_value: float | None = None) -> dict:
