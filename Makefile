@@ -13,12 +13,15 @@ export TOKENIZERS_PARALLELISM ?= false
 
 install: $(STAMP)
 
+# the framework adapters: one distribution each, as LlamaIndex and LangChain publish integrations
+INTEGRATIONS := $(sort $(dir $(wildcard integrations/*/pyproject.toml)))
+
 # torch first and alone: it is pinned to the CPU build (a looser spec pulls a multi-GB CUDA build)
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(wildcard integrations/*/pyproject.toml)
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[all]"
+	$(BIN)/pip install --quiet -e ".[all]" $(addprefix -e ,$(INTEGRATIONS))
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -38,4 +41,4 @@ seed-reproduction: $(STAMP)
 	$(BIN)/python -m benchmarks.seed_reproduction
 
 lint: $(STAMP)
-	$(BIN)/ruff check jepa_rag train integrations tests benchmarks
+	$(BIN)/ruff check jepa_rag train integrations tests benchmarks experiments

@@ -200,7 +200,7 @@ def _speed(res: Path) -> list[str]:
     if ch:
         found = True
         out += ["### Chroma: ingest throughput and query latency", "",
-                f"`integrations.chroma.JEPAEmbeddingFunction()` (default checkpoint) on an embedded `PersistentClient` and "
+                f"`jepa_rag.chroma.JEPAEmbeddingFunction()` (default checkpoint) on an embedded `PersistentClient` and "
                 f"on a local `chroma run` server (127.0.0.1, HTTP client); chromadb {ch.get('machine', {}).get('chromadb')}. "
                 f"Warm ingest: {ch['warm_docs']} SciFact documents whose base vectors are cached (so it times cache "
                 f"lookup + heads + Chroma), batches of {ch['add_batch']}, {ch['rounds']} interleaved rounds, fresh "

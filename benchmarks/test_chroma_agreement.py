@@ -21,7 +21,7 @@ from jepa_rag.evaluate import evaluate_beir
 
 def test_chroma_hnsw_agrees_with_exact_search(mpnet, tmp_path, benchmark):
     chromadb = pytest.importorskip("chromadb", reason="chromadb not installed (pip install 'jepa-rag[chroma]')")
-    from integrations.chroma import JEPAEmbeddingFunction, get_or_create_collection, ingest
+    from jepa_rag.chroma import JEPAEmbeddingFunction, get_or_create_collection, ingest
 
     checkpoint = "default" if DEFAULT_CHECKPOINT.is_dir() else "none"
     exact = evaluate_beir(JEPAEncoder.from_pretrained(checkpoint, precision="fp32"), "scifact")  # also imports the base vectors

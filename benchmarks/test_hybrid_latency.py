@@ -6,7 +6,7 @@ The collection is SciFact's corpus (5,183 documents) embedded with the default c
 (documents and queries) comes from the shared precomputed all-mpnet-base-v2 file imported into the embedding
 cache, so no document is run through MPNet and a query costs a cache lookup, the heads and the search, as a
 repeated or pre-warmed query does in serving. Dense-only is ``collection.query(query_texts=[q], n_results=10)``;
-hybrid is :meth:`~integrations.chroma_lexical.HybridCollection.hybrid_query` (staleness check, Chroma's cosine
+hybrid is :meth:`~jepa_rag.chroma_hybrid.HybridCollection.hybrid_query` (staleness check, Chroma's cosine
 top-``depth``, BM25 top-``depth``, fusion, texts of BM25-only hits), on the same collection, the two alternated
 query by query so machine noise hits both alike. Torch runs on one thread while timing: on two shared cores a
 second OpenMP thread spinning for a busy core made the heads' one-vector forward pass take tens of milliseconds,
@@ -60,7 +60,7 @@ def scifact_cached():
         folder = beir_folder("scifact")
     except DataNotFoundError as exc:
         pytest.skip(f"BEIR scifact not found: {exc}")
-    from integrations.chroma import JEPAEmbeddingFunction
+    from jepa_rag.chroma import JEPAEmbeddingFunction
 
     try:
         ef = JEPAEmbeddingFunction(precision="fp32")  # the precomputed vectors are fp32 ones
@@ -85,7 +85,7 @@ def hybrid_server(tmp_path_factory):
 
 
 def _fill(client, name, ef, ids, texts, vectors, lexical_dir=None):
-    from integrations.chroma_lexical import hybrid_collection
+    from jepa_rag.chroma_hybrid import hybrid_collection
 
     col = hybrid_collection(client, name, ef, lexical_dir=lexical_dir)
     for s in range(0, len(ids), INGEST_BATCH):

@@ -220,7 +220,7 @@ def test_chroma_ingest_and_query(benchmark, shared_data, mpnet, chroma_server, t
     need_default_checkpoint()
     import chromadb
 
-    from integrations.chroma import JEPAEmbeddingFunction, get_or_create_collection
+    from jepa_rag.chroma import JEPAEmbeddingFunction, get_or_create_collection
     from jepa_rag import EmbeddingCache, load_beir
     from jepa_rag.data import beir_folder
 

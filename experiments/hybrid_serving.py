@@ -18,8 +18,8 @@ from pathlib import Path
 
 import chromadb
 
-from integrations.chroma import JEPAEmbeddingFunction, get_or_create_collection
-from integrations.chroma_lexical import HybridCollection
+from jepa_rag.chroma import JEPAEmbeddingFunction, get_or_create_collection
+from jepa_rag.chroma_hybrid import HybridCollection
 from jepa_rag import JEPAEncoder, evaluate_run
 from jepa_rag.data import beir_folder, load_beir
 from jepa_rag.fusion import fusion_of

@@ -26,24 +26,21 @@ DEFAULT_PATH = "./jepa_rag_index"
 
 
 def _train(argv: list[str]) -> int:
-    try:
-        from train.__main__ import main
-    except ImportError as exc:  # pragma: no cover  (a wheel built without the train package)
-        print(f"error: the training code is not installed ({exc})", file=sys.stderr)
-        return 2
-    return main(argv)
+    from .train.__main__ import main
+
+    return main(argv, prog="jepa-rag train")
 
 
 def _evaluate(argv: list[str]) -> int:
     from .evaluate import main
 
-    return main(argv)
+    return main(argv, prog="jepa-rag evaluate")
 
 
 def _demo(argv: list[str]) -> int:
     from .demo import main
 
-    return main(argv)
+    return main(argv, prog="jepa-rag demo")
 
 
 def _embed(argv: list[str]) -> int:
@@ -113,8 +110,8 @@ def _client(args: argparse.Namespace):
 
 
 def _collection(args: argparse.Namespace, create: bool):
-    from integrations.chroma import JEPAEmbeddingFunction
-    from integrations.chroma_lexical import hybrid_collection
+    from jepa_rag.chroma import JEPAEmbeddingFunction
+    from jepa_rag.chroma_hybrid import hybrid_collection
 
     ef = None
     if args.checkpoint is not None or args.base_model is not None or args.precision != "auto":
@@ -125,7 +122,7 @@ def _collection(args: argparse.Namespace, create: bool):
 def _ingest(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from integrations.chroma import ingest
+    from jepa_rag.chroma import ingest
 
     from .corpus import load_corpus
 

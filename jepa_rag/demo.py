@@ -38,8 +38,8 @@ def load_sample_corpus() -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m jepa_rag.demo", description=__doc__.split("\n\n")[0])
+def _parser(prog: str = "python -m jepa_rag.demo") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", default="default",
                    help="checkpoint folder, 'default' (the one jepa-rag ships) or 'none' (the plain base model)")
     p.add_argument("--base-model", default=None, help="base model folder or Hub id (default: the checkpoint's)")
@@ -51,15 +51,15 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "python -m jepa_rag.demo") -> int:
+    args = _parser(prog).parse_args(argv)
     if args.top_k < 1:
         print("error: --top-k must be at least 1", file=sys.stderr)
         return 2
     try:
         import chromadb
 
-        from integrations.chroma import JEPAEmbeddingFunction, get_or_create_collection
+        from jepa_rag.chroma import JEPAEmbeddingFunction, get_or_create_collection
     except ImportError as exc:
         print(f"error: the demo needs Chroma: {exc}\nInstall it with: pip install 'jepa-rag[chroma]'", file=sys.stderr)
         return 2

@@ -546,7 +546,7 @@ def ingest_to_chroma(
     show_progress_bar: bool = False,
 ) -> int:
     """Upsert every document of the folder into ``collection`` (chromadb, embedded or server, or a
-    :class:`integrations.chroma_lexical.HybridCollection`) with ``encoder``'s document head applied to the stored
+    :class:`jepa_rag.chroma_hybrid.HybridCollection`) with ``encoder``'s document head applied to the stored
     base vectors: no base-model call. ``encoder`` must be the collection's checkpoint (e.g. its embedding
     function's ``.encoder``). Idempotent (upserts by id), so re-running after a crash completes it. Returns the
     number of documents written."""
@@ -650,8 +650,8 @@ def main(argv: list[str] | None = None) -> int:
 def _to_chroma(args: argparse.Namespace, corpus: Corpus, encoder: Any) -> int:
     import chromadb
 
-    from integrations.chroma import JEPAEmbeddingFunction
-    from integrations.chroma_lexical import hybrid_collection
+    from jepa_rag.chroma import JEPAEmbeddingFunction
+    from jepa_rag.chroma_hybrid import hybrid_collection
 
     if args.host:
         if not args.lexical_dir:

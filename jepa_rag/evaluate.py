@@ -84,8 +84,8 @@ def evaluate_beir(
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m jepa_rag.evaluate", description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None, prog: str = "python -m jepa_rag.evaluate") -> int:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help="BEIR-format folder (or a data-set name under $JEPA_RAG_DATA/beir)")
     p.add_argument("--checkpoint", required=True, help="checkpoint folder, 'default', or 'none' for the vanilla base model")
     p.add_argument("--embeddings", default="auto",

@@ -98,7 +98,7 @@ class Fusion:
         ``corpus_stats`` = ``((dense_mean, dense_std), (lexical_mean, lexical_std))``, this query's scores'
         mean and spread over the whole corpus: with the z-score blend each side is then normalised with them, as
         :meth:`fuse_scores` does, and ``lexical_weight`` (the whole-corpus weight) applies. A serving path that
-        can compute them (:class:`integrations.chroma_lexical.HybridCollection` does) ranks like the exact
+        can compute them (:class:`jepa_rag.chroma_hybrid.HybridCollection` does) ranks like the exact
         retriever over the candidates, instead of like the narrower candidate-list normalisation.
         """
         k = _check_k(k)

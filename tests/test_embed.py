@@ -253,7 +253,7 @@ def test_import_to_cache_refuses_vectors_that_do_not_match(reference, minilm_dir
 def test_ingest_to_chroma_applies_the_heads_without_the_base_model(reference, minilm_dir, predictor_checkpoint,
                                                                   tmp_path, monkeypatch):
     chromadb = pytest.importorskip("chromadb")
-    from integrations.chroma import JEPAEmbeddingFunction, get_or_create_collection
+    from jepa_rag.chroma import JEPAEmbeddingFunction, get_or_create_collection
 
     ef = JEPAEmbeddingFunction(str(predictor_checkpoint), str(minilm_dir), precision="fp32",
                                cache_dir=tmp_path / "cache")

@@ -143,9 +143,9 @@ def test_pairs_with_a_txt_corpus_trains_with_the_defaults_and_loads_in_every_ada
                      f"JEPAEmbeddings(checkpoint={str(ck_dir)!r})", f"JEPAEmbeddingFunction({str(ck_dir)!r})"):
         assert fragment in printed, printed
 
-    from integrations.chroma import JEPAEmbeddingFunction
-    from integrations.langchain import JEPAEmbeddings
-    from integrations.llamaindex import JEPAEmbedding
+    from jepa_rag.chroma import JEPAEmbeddingFunction
+    from langchain_jepa_rag import JEPAEmbeddings
+    from llama_index.embeddings.jepa_rag import JEPAEmbedding
 
     kw = {"base_model": str(minilm_dir)}
     assert len(JEPAEmbedding(str(ck_dir), **kw).get_query_embedding("cats")) == 384

@@ -64,16 +64,16 @@ def summary(result: TrainResult, source: str) -> str:
                      + (f", dev {m} {chosen:.4f}" if chosen is not None else ""))
     lines += [f"checkpoint: {ck}",
               "use it:",
-              f"  LlamaIndex  from integrations.llamaindex import JEPAEmbedding; JEPAEmbedding({ck!r})",
-              f"  LangChain   from integrations.langchain import JEPAEmbeddings; JEPAEmbeddings(checkpoint={ck!r})",
-              f"  Chroma      from integrations.chroma import JEPAEmbeddingFunction; JEPAEmbeddingFunction({ck!r})",
+              f"  LlamaIndex  from llama_index.embeddings.jepa_rag import JEPAEmbedding; JEPAEmbedding({ck!r})",
+              f"  LangChain   from langchain_jepa_rag import JEPAEmbeddings; JEPAEmbeddings(checkpoint={ck!r})",
+              f"  Chroma      from jepa_rag.chroma import JEPAEmbeddingFunction; JEPAEmbeddingFunction({ck!r})",
               f"  evaluate    python -m jepa_rag.evaluate --data <beir folder> --checkpoint {ck} --retriever hybrid"]
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m train") -> int:
     p = argparse.ArgumentParser(
-        prog="python -m train", description="Train jepa-rag heads and write a checkpoint.",
+        prog=prog, description="Train jepa-rag heads and write a checkpoint.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="bundled configs (--config <name>): " + ", ".join(bundled_configs()) + "\n"
                f"--pairs without --config trains with '{PAIRS_DEFAULT_CONFIG}': identity-initialised residual heads, "

@@ -20,7 +20,7 @@ chromadb = pytest.importorskip("chromadb")
 
 @pytest.fixture(scope="module")
 def ef(predictor_checkpoint, minilm_dir):
-    from integrations.chroma import JEPAEmbeddingFunction
+    from jepa_rag.chroma import JEPAEmbeddingFunction
 
     return JEPAEmbeddingFunction(predictor_checkpoint, base_model=minilm_dir, precision="fp32")
 
@@ -45,7 +45,7 @@ def _fill(collection, passages):
 def test_registered_with_chromadb(ef):
     from chromadb.utils.embedding_functions import config_to_embedding_function, known_embedding_functions
 
-    from integrations.chroma import JEPAEmbeddingFunction
+    from jepa_rag.chroma import JEPAEmbeddingFunction
 
     assert known_embedding_functions["jepa_rag"] is JEPAEmbeddingFunction
     assert ef.name() == "jepa_rag" and not ef.is_legacy()
@@ -60,7 +60,7 @@ def test_registered_with_chromadb(ef):
 
 
 def test_vanilla_config_round_trips(minilm_dir):
-    from integrations.chroma import JEPAEmbeddingFunction
+    from jepa_rag.chroma import JEPAEmbeddingFunction
 
     ef = JEPAEmbeddingFunction("none", base_model=minilm_dir)
     config = ef.get_config()
@@ -70,7 +70,7 @@ def test_vanilla_config_round_trips(minilm_dir):
 
 
 def test_reopening_without_a_function_rebuilds_it(connect, ef, passages, queries):
-    from integrations.chroma import JEPAEmbeddingFunction, get_or_create_collection
+    from jepa_rag.chroma import JEPAEmbeddingFunction, get_or_create_collection
 
     name = _name()
     collection = get_or_create_collection(connect(), name, ef)
@@ -90,8 +90,8 @@ def test_reopening_without_a_function_rebuilds_it(connect, ef, passages, queries
 
 
 def test_reopening_with_another_checkpoint_conflicts(connect, ef, passages, other_checkpoint, minilm_dir):
-    from integrations import EmbeddingSpaceConflictError
-    from integrations.chroma import JEPAEmbeddingFunction, get_or_create_collection
+    from jepa_rag.errors import EmbeddingSpaceConflictError
+    from jepa_rag.chroma import JEPAEmbeddingFunction, get_or_create_collection
 
     name = _name()
     collection = get_or_create_collection(connect(), name, ef)
@@ -111,8 +111,8 @@ def test_reopening_with_another_checkpoint_conflicts(connect, ef, passages, othe
 
 def test_a_checkpoint_changed_in_place_is_refused(tmp_path, connect, predictor_checkpoint, other_checkpoint,
                                                   minilm_dir, passages, queries):
-    from integrations import EmbeddingSpaceConflictError
-    from integrations.chroma import JEPAEmbeddingFunction, get_or_create_collection
+    from jepa_rag.errors import EmbeddingSpaceConflictError
+    from jepa_rag.chroma import JEPAEmbeddingFunction, get_or_create_collection
 
     ckpt = tmp_path / "ckpt"
     shutil.copytree(predictor_checkpoint, ckpt)
@@ -127,7 +127,7 @@ def test_a_checkpoint_changed_in_place_is_refused(tmp_path, connect, predictor_c
 
 
 def test_collection_without_a_recorded_function_only_warns(tmp_path, ef):
-    from integrations.chroma import check_collection
+    from jepa_rag.chroma import check_collection
 
     client = chromadb.PersistentClient(path=str(tmp_path))
     collection = client.create_collection(_name(), embedding_function=None)
@@ -140,7 +140,7 @@ def test_collection_without_a_recorded_function_only_warns(tmp_path, ef):
 REOPEN = textwrap.dedent("""
     import json, sys
     import chromadb
-    import integrations.chroma  # registers the jepa_rag embedding function with chromadb
+    import jepa_rag.chroma  # registers the jepa_rag embedding function with chromadb
     collection = chromadb.PersistentClient(path=sys.argv[1]).get_collection(sys.argv[2])
     res = collection.query(query_texts=json.loads(sys.argv[3]), n_results=3)
     print("RESULT " + json.dumps({"ids": res["ids"], "distances": res["distances"]}))
@@ -148,7 +148,7 @@ REOPEN = textwrap.dedent("""
 
 
 def test_fresh_process_rebuilds_the_function_from_stored_config(tmp_path, ef, passages, queries):
-    from integrations.chroma import get_or_create_collection
+    from jepa_rag.chroma import get_or_create_collection
 
     name = _name()
     collection = get_or_create_collection(chromadb.PersistentClient(path=str(tmp_path)), name, ef)
@@ -165,7 +165,7 @@ def test_fresh_process_rebuilds_the_function_from_stored_config(tmp_path, ef, pa
 # ------------------------------------------------------------------------------------------------ precision
 @pytest.fixture(scope="module")
 def ef_bf16(predictor_checkpoint, minilm_dir):
-    from integrations.chroma import JEPAEmbeddingFunction
+    from jepa_rag.chroma import JEPAEmbeddingFunction
 
     return JEPAEmbeddingFunction(predictor_checkpoint, base_model=minilm_dir, precision="bf16")
 
@@ -188,7 +188,7 @@ def test_bf16_function_is_close_to_fp32(ef, ef_bf16, passages, queries):
 def test_precision_round_trips_through_the_config(ef, ef_bf16, predictor_checkpoint, minilm_dir):
     from chromadb.utils.embedding_functions import config_to_embedding_function
 
-    from integrations.chroma import JEPAEmbeddingFunction
+    from jepa_rag.chroma import JEPAEmbeddingFunction
 
     auto = JEPAEmbeddingFunction(predictor_checkpoint, base_model=minilm_dir)
     assert auto.precision == "auto" and "precision" not in auto.get_config()  # absent means auto
@@ -206,7 +206,7 @@ def test_precision_round_trips_through_the_config(ef, ef_bf16, predictor_checkpo
 
 @pytest.mark.parametrize("built, opened", [("fp32", "bf16"), ("bf16", "fp32")])
 def test_precision_does_not_change_the_embedding_space(connect, ef, ef_bf16, passages, queries, built, opened):
-    from integrations.chroma import check_collection, get_or_create_collection
+    from jepa_rag.chroma import check_collection, get_or_create_collection
 
     by = {"fp32": ef, "bf16": ef_bf16}
     name = _name()
@@ -224,8 +224,8 @@ def test_precision_does_not_change_the_embedding_space(connect, ef, ef_bf16, pas
 def test_unknown_precision_is_refused(predictor_checkpoint, minilm_dir, ef):
     from jepa_rag.errors import ConfigError
 
-    from integrations._common import load_encoder
-    from integrations.chroma import JEPAEmbeddingFunction
+    from jepa_rag.adapters import load_encoder
+    from jepa_rag.chroma import JEPAEmbeddingFunction
 
     allowed = r"precision must be one of \['auto', 'fp32', 'bf16'\], got 'fp16'"
     with pytest.raises(ConfigError, match=allowed):

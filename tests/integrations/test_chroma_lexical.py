@@ -27,7 +27,7 @@ RARE = {"zyx": "The zyxwv handshake resends lost frames twice.",
 
 @pytest.fixture(scope="module")
 def ef(predictor_checkpoint, minilm_dir):
-    from integrations.chroma import JEPAEmbeddingFunction
+    from jepa_rag.chroma import JEPAEmbeddingFunction
 
     return JEPAEmbeddingFunction(predictor_checkpoint, base_model=minilm_dir)
 
@@ -47,7 +47,7 @@ def _name() -> str:
 
 
 def _open(connect, name, ef=None):
-    from integrations.chroma_lexical import hybrid_collection
+    from jepa_rag.chroma_hybrid import hybrid_collection
 
     new_client, lexical_dir = connect
     return hybrid_collection(new_client(), name, ef, lexical_dir=lexical_dir)
@@ -123,7 +123,7 @@ def test_writes_keep_bm25_in_step_and_rebuild_once(connect, ef, passages):
 
 
 def test_ingest_through_a_hybrid_collection(connect, ef):
-    from integrations.chroma import ingest
+    from jepa_rag.chroma import ingest
 
     col = _open(connect, _name(), ef)
     ids = [f"n{i}" for i in range(30)]
@@ -192,7 +192,7 @@ def test_a_count_preserving_bypass_needs_refresh(connect, ef, passages):
 
 def test_a_writer_of_this_folder_that_died_mid_write(connect, ef, passages):
     """Its dirty mark is seen under the folder's lock, so the writer is gone: rebuild, save, mark clean."""
-    from integrations.chroma_lexical import GENERATION_KEY
+    from jepa_rag.chroma_hybrid import GENERATION_KEY
 
     col, _ = _filled(connect, ef, passages)
     col.hybrid_query(["zyxwv"], n_results=1)
@@ -235,7 +235,7 @@ def test_records_without_text_and_an_empty_collection(connect, ef):
 def test_server_needs_a_lexical_dir(chroma_server, ef):
     from jepa_rag.errors import InvalidInputError
 
-    from integrations.chroma_lexical import hybrid_collection
+    from jepa_rag.chroma_hybrid import hybrid_collection
 
     host, port = chroma_server
     with pytest.raises(InvalidInputError, match="lexical_dir"):
@@ -243,7 +243,7 @@ def test_server_needs_a_lexical_dir(chroma_server, ef):
 
 
 def test_ephemeral_client_keeps_the_index_in_memory(ef, passages):
-    from integrations.chroma_lexical import hybrid_collection
+    from jepa_rag.chroma_hybrid import hybrid_collection
 
     col = hybrid_collection(chromadb.EphemeralClient(), _name(), ef)
     col.add(ids=list(RARE), documents=list(RARE.values()))
@@ -268,7 +268,7 @@ def test_bad_arguments_are_refused(connect, ef, passages):
 WRITER = textwrap.dedent("""
     import sys
     import chromadb
-    from integrations.chroma_lexical import hybrid_collection
+    from jepa_rag.chroma_hybrid import hybrid_collection
     col = hybrid_collection(chromadb.PersistentClient(path=sys.argv[1]), sys.argv[2])
     col.add(ids=["other"], documents=["Xylophones chime brightly in another process."])
     col.delete(ids=["qua"])
@@ -279,7 +279,7 @@ WRITER = textwrap.dedent("""
 def test_writes_from_another_process_are_seen(tmp_path, ef, passages):
     """Checked on the lexical side: an embedded Chroma's HNSW index in one process does not see vectors another
     process added (a chromadb limitation; count, get and metadata do see them)."""
-    from integrations.chroma_lexical import hybrid_collection
+    from jepa_rag.chroma_hybrid import hybrid_collection
 
     path = tmp_path / "db"
     col = hybrid_collection(chromadb.PersistentClient(path=str(path)), _name(), ef)
@@ -296,7 +296,7 @@ def test_writes_from_another_process_are_seen(tmp_path, ef, passages):
 
 def test_dense_scores_match_numpy(ef, passages, queries):
     """Cosine from Chroma equals the encoder's own query-route vs document-route cosine."""
-    from integrations.chroma_lexical import hybrid_collection
+    from jepa_rag.chroma_hybrid import hybrid_collection
 
     col = hybrid_collection(chromadb.EphemeralClient(), _name(), ef)
     col.add(ids=list(passages), documents=list(passages.values()))
@@ -305,23 +305,6 @@ def test_dense_scores_match_numpy(ef, passages, queries):
     for i, s in zip(res["ids"][0], res["dense_scores"][0]):
         d = np.asarray(ef([passages[i]])[0], dtype=np.float64)
         assert s == pytest.approx(q @ d / (np.linalg.norm(q) * np.linalg.norm(d)), abs=1e-4)
-
-
-def test_missing_chromadb_names_the_extra(monkeypatch):
-    import importlib
-
-    import integrations
-
-    for name in list(sys.modules):
-        if name.split(".")[0] == "chromadb":
-            monkeypatch.setitem(sys.modules, name, None)
-    monkeypatch.setitem(sys.modules, "chromadb", None)
-    monkeypatch.delitem(sys.modules, "integrations.chroma_lexical", raising=False)
-    monkeypatch.delitem(vars(integrations), "HybridCollection", raising=False)
-    with pytest.raises(ImportError, match=r"pip install 'jepa-rag\[chroma\]'"):
-        importlib.import_module("integrations.chroma_lexical")
-    with pytest.raises(ImportError, match=r"jepa-rag\[chroma\]"):
-        integrations.HybridCollection  # noqa: B018
 
 
 def test_fusion_override_and_checkpoint_fusion(connect, ef, passages, predictor_checkpoint):
@@ -335,15 +318,3 @@ def test_fusion_override_and_checkpoint_fusion(connect, ef, passages, predictor_
     dense_only = col.hybrid_query(["zyxwv"], n_results=3, fusion=Fusion(lexical_weight=0.0))
     dense = col.collection.query(query_texts=["zyxwv"], n_results=3, include=["distances"])
     assert dense_only["ids"] == dense["ids"]
-
-
-def test_lazy_names_resolve():
-    import integrations
-    from integrations.chroma_lexical import HybridCollection, hybrid_collection
-    from integrations.langchain import JEPAHybridRetriever
-    from integrations.llamaindex import JEPAHybridNodeRetriever
-
-    assert integrations.HybridCollection is HybridCollection
-    assert integrations.hybrid_collection is hybrid_collection
-    assert integrations.JEPAHybridRetriever is JEPAHybridRetriever
-    assert integrations.JEPAHybridNodeRetriever is JEPAHybridNodeRetriever

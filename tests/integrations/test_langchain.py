@@ -15,7 +15,7 @@ COLLECTION = "lc_docs"
 
 @pytest.fixture(scope="module")
 def embeddings(predictor_checkpoint, minilm_dir):
-    from integrations.langchain import JEPAEmbeddings
+    from langchain_jepa_rag import JEPAEmbeddings
 
     return JEPAEmbeddings(checkpoint=str(predictor_checkpoint), base_model=str(minilm_dir), precision="fp32")
 
@@ -26,7 +26,7 @@ def _cos(a, b) -> float:
 
 
 def test_retriever_on_a_persistent_index(tmp_path, embeddings, passages, queries):
-    from integrations.langchain import cosine_relevance, jepa_chroma_retriever, jepa_chroma_vectorstore
+    from langchain_jepa_rag import cosine_relevance, jepa_chroma_retriever, jepa_chroma_vectorstore
 
     store = jepa_chroma_vectorstore(COLLECTION, embeddings, persist_directory=tmp_path)
     store.add_texts(list(passages.values()), ids=list(passages))
@@ -42,7 +42,7 @@ def test_retriever_on_a_persistent_index(tmp_path, embeddings, passages, queries
 @pytest.mark.filterwarnings("error:Relevance scores must be between 0 and 1")
 def test_relevance_scores_are_cosine_similarities(tmp_path, embeddings, passages, queries):
     """1 = same direction, as LangChain users expect; computed from the query route vs the document route."""
-    from integrations.langchain import jepa_chroma_vectorstore
+    from langchain_jepa_rag import jepa_chroma_vectorstore
 
     store = jepa_chroma_vectorstore(COLLECTION, embeddings, persist_directory=tmp_path)
     store.add_texts(list(passages.values()), ids=list(passages))
@@ -60,8 +60,8 @@ def test_relevance_scores_are_cosine_similarities(tmp_path, embeddings, passages
 
 
 def test_reopening_with_another_checkpoint_is_refused(tmp_path, embeddings, passages, other_checkpoint, minilm_dir):
-    from integrations import EmbeddingSpaceConflictError
-    from integrations.langchain import JEPAEmbeddings, jepa_chroma_vectorstore
+    from jepa_rag.errors import EmbeddingSpaceConflictError
+    from langchain_jepa_rag import JEPAEmbeddings, jepa_chroma_vectorstore
 
     jepa_chroma_vectorstore(COLLECTION, embeddings, persist_directory=tmp_path).add_texts(list(passages.values()))
     other = JEPAEmbeddings(checkpoint=str(other_checkpoint), base_model=str(minilm_dir))
@@ -95,8 +95,8 @@ def test_retriever_against_a_chroma_server(chroma_server, embeddings, passages, 
 
     import chromadb
 
-    from integrations import EmbeddingSpaceConflictError
-    from integrations.langchain import JEPAEmbeddings, jepa_chroma_retriever, jepa_chroma_vectorstore
+    from jepa_rag.errors import EmbeddingSpaceConflictError
+    from langchain_jepa_rag import JEPAEmbeddings, jepa_chroma_retriever, jepa_chroma_vectorstore
 
     host, port = chroma_server
     name = f"lc-{uuid.uuid4().hex[:12]}"
@@ -111,7 +111,7 @@ def test_retriever_against_a_chroma_server(chroma_server, embeddings, passages, 
 
 # ------------------------------------------------------------------------------------------------ precision
 def test_bf16_embeddings_are_close_to_fp32(embeddings, predictor_checkpoint, minilm_dir, passages, queries):
-    from integrations.langchain import JEPAEmbeddings
+    from langchain_jepa_rag import JEPAEmbeddings
 
     fast = JEPAEmbeddings(checkpoint=str(predictor_checkpoint), base_model=str(minilm_dir), precision="bf16")
     assert fast.precision == "bf16" and fast.encoder.precision == "bf16" and fast.encoder is not embeddings.encoder
@@ -126,7 +126,7 @@ def test_vectorstore_passes_precision_and_it_never_conflicts(tmp_path, embedding
                                                              passages, queries):
     import chromadb
 
-    from integrations.langchain import JEPAEmbeddings, jepa_chroma_retriever, jepa_chroma_vectorstore
+    from langchain_jepa_rag import JEPAEmbeddings, jepa_chroma_retriever, jepa_chroma_vectorstore
 
     fast = JEPAEmbeddings(checkpoint=str(predictor_checkpoint), base_model=str(minilm_dir), precision="bf16")
     jepa_chroma_vectorstore(COLLECTION, fast, persist_directory=tmp_path).add_texts(
@@ -140,7 +140,7 @@ def test_vectorstore_passes_precision_and_it_never_conflicts(tmp_path, embedding
 def test_unknown_precision_is_refused(predictor_checkpoint, minilm_dir):
     from jepa_rag.errors import ConfigError
 
-    from integrations.langchain import JEPAEmbeddings
+    from langchain_jepa_rag import JEPAEmbeddings
 
     with pytest.raises(ConfigError, match=r"precision must be one of \['auto', 'fp32', 'bf16'\], got 'half'"):
         JEPAEmbeddings(checkpoint=str(predictor_checkpoint), base_model=str(minilm_dir), precision="half")

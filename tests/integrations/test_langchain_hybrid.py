@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("langchain_chroma")
 
-from integrations.langchain import JEPAHybridRetriever  # noqa: E402
+from langchain_jepa_rag import JEPAHybridRetriever  # noqa: E402
 
 RARE = {"zyx": "The zyxwv handshake resends lost frames twice.",
         "qua": "Quartzite ridges weather slowly in dry climates."}
@@ -18,7 +18,7 @@ RARE = {"zyx": "The zyxwv handshake resends lost frames twice.",
 
 @pytest.fixture(scope="module")
 def embeddings(predictor_checkpoint, minilm_dir):
-    from integrations.langchain import JEPAEmbeddings
+    from langchain_jepa_rag import JEPAEmbeddings
 
     return JEPAEmbeddings(checkpoint=str(predictor_checkpoint), base_model=str(minilm_dir))
 

@@ -9,7 +9,7 @@ pytest.importorskip("langchain_tests", reason="needs the dev dependency langchai
 from langchain_tests.integration_tests import EmbeddingsIntegrationTests  # noqa: E402
 from langchain_tests.unit_tests import EmbeddingsUnitTests  # noqa: E402
 
-from integrations.langchain import JEPAEmbeddings  # noqa: E402
+from langchain_jepa_rag import JEPAEmbeddings  # noqa: E402
 
 
 class _Params:

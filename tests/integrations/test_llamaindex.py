@@ -20,7 +20,8 @@ REOPEN = textwrap.dedent("""
     import json, sys
     import chromadb
     from llama_index.core import VectorStoreIndex
-    from integrations.llamaindex import JEPAEmbedding, jepa_chroma_vector_store
+    from llama_index.embeddings.jepa_rag import JEPAEmbedding
+    from llama_index.vector_stores.jepa_rag import jepa_chroma_vector_store
 
     db, ckpt, base, collection, queries = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], json.loads(sys.argv[5])
     embed = JEPAEmbedding(checkpoint=ckpt, base_model=base, precision="fp32")
@@ -34,7 +35,7 @@ REOPEN = textwrap.dedent("""
 
 @pytest.fixture(scope="module")
 def embed(predictor_checkpoint, minilm_dir):
-    from integrations.llamaindex import JEPAEmbedding
+    from llama_index.embeddings.jepa_rag import JEPAEmbedding
 
     return JEPAEmbedding(checkpoint=predictor_checkpoint, base_model=minilm_dir, precision="fp32")
 
@@ -50,7 +51,7 @@ def test_index_persists_and_reopens_in_a_fresh_process(tmp_path, embed, passages
     import chromadb
     from llama_index.core import StorageContext, VectorStoreIndex
 
-    from integrations.llamaindex import jepa_chroma_vector_store
+    from llama_index.vector_stores.jepa_rag import jepa_chroma_vector_store
 
     db = tmp_path / "chroma"
     store = jepa_chroma_vector_store(chromadb.PersistentClient(path=str(db)), COLLECTION, embed)
@@ -75,8 +76,9 @@ def test_reopening_with_another_checkpoint_is_refused(tmp_path, embed, passages,
     import chromadb
     from llama_index.core import StorageContext, VectorStoreIndex
 
-    from integrations import EmbeddingSpaceConflictError
-    from integrations.llamaindex import JEPAEmbedding, jepa_chroma_vector_store
+    from jepa_rag.errors import EmbeddingSpaceConflictError
+    from llama_index.embeddings.jepa_rag import JEPAEmbedding
+    from llama_index.vector_stores.jepa_rag import jepa_chroma_vector_store
 
     client = chromadb.PersistentClient(path=str(tmp_path))
     storage = StorageContext.from_defaults(vector_store=jepa_chroma_vector_store(client, COLLECTION, embed))
@@ -123,7 +125,7 @@ def test_index_against_a_chroma_server(chroma_server, embed, passages, queries):
     import chromadb
     from llama_index.core import StorageContext, VectorStoreIndex
 
-    from integrations.llamaindex import jepa_chroma_vector_store
+    from llama_index.vector_stores.jepa_rag import jepa_chroma_vector_store
 
     host, port = chroma_server
     name = f"li-{uuid.uuid4().hex[:12]}"
@@ -136,7 +138,7 @@ def test_index_against_a_chroma_server(chroma_server, embed, passages, queries):
 
 
 def test_serialises_to_its_constructor_arguments(embed):
-    from integrations.llamaindex import JEPAEmbedding
+    from llama_index.embeddings.jepa_rag import JEPAEmbedding
 
     data = embed.to_dict()
     assert data["class_name"] == "JEPAEmbedding" and data["checkpoint"] == embed.checkpoint
@@ -153,13 +155,13 @@ def _cosines(a, b) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def embed_bf16(predictor_checkpoint, minilm_dir):
-    from integrations.llamaindex import JEPAEmbedding
+    from llama_index.embeddings.jepa_rag import JEPAEmbedding
 
     return JEPAEmbedding(checkpoint=predictor_checkpoint, base_model=minilm_dir, precision="bf16")
 
 
 def test_bf16_embedding_is_close_to_fp32(embed, embed_bf16, passages, queries):
-    from integrations.llamaindex import JEPAEmbedding
+    from llama_index.embeddings.jepa_rag import JEPAEmbedding
 
     assert embed_bf16.encoder.precision == "bf16" and embed_bf16.encoder is not embed.encoder
     docs = list(passages.values())
@@ -175,7 +177,7 @@ def test_vector_store_passes_precision_and_it_never_conflicts(tmp_path, embed, e
     import chromadb
     from llama_index.core import StorageContext, VectorStoreIndex
 
-    from integrations.llamaindex import jepa_chroma_vector_store
+    from llama_index.vector_stores.jepa_rag import jepa_chroma_vector_store
 
     client = chromadb.PersistentClient(path=str(tmp_path))
     store = jepa_chroma_vector_store(client, COLLECTION, embed)  # built with fp32
@@ -190,7 +192,7 @@ def test_vector_store_passes_precision_and_it_never_conflicts(tmp_path, embed, e
 def test_unknown_precision_is_refused(predictor_checkpoint, minilm_dir):
     from jepa_rag.errors import ConfigError
 
-    from integrations.llamaindex import JEPAEmbedding
+    from llama_index.embeddings.jepa_rag import JEPAEmbedding
 
     with pytest.raises(ConfigError, match=r"precision must be one of \['auto', 'fp32', 'bf16'\], got 'int8'"):
         JEPAEmbedding(checkpoint=predictor_checkpoint, base_model=minilm_dir, precision="int8")

@@ -16,7 +16,7 @@ RARE = ["The zyxwv handshake resends lost frames twice.", "Quartzite ridges weat
 
 @pytest.fixture(scope="module")
 def embed_model(predictor_checkpoint, minilm_dir):
-    from integrations.llamaindex import JEPAEmbedding
+    from llama_index.embeddings.jepa_rag import JEPAEmbedding
 
     return JEPAEmbedding(predictor_checkpoint, base_model=minilm_dir)
 
@@ -34,7 +34,7 @@ def placed(request, tmp_path):
 def index(placed, embed_model, passages):
     from llama_index.core import Document, StorageContext, VectorStoreIndex
 
-    from integrations.llamaindex import jepa_chroma_vector_store
+    from llama_index.vector_stores.jepa_rag import jepa_chroma_vector_store
 
     client, lexical_dir = placed
     store = jepa_chroma_vector_store(client, f"li-hybrid-{uuid.uuid4().hex[:12]}", embed_model,
@@ -48,7 +48,7 @@ def index(placed, embed_model, passages):
 def test_retrieves_fused_nodes(index, queries, passages):
     from llama_index.core.schema import NodeWithScore
 
-    from integrations.llamaindex import JEPAHybridNodeRetriever
+    from llama_index.retrievers.jepa_rag import JEPAHybridNodeRetriever
 
     retriever = JEPAHybridNodeRetriever(index, similarity_top_k=2)
     hits = retriever.retrieve("zyxwv")
@@ -65,7 +65,7 @@ def test_in_a_query_engine_with_a_mock_llm(index):
     from llama_index.core.llms import MockLLM
     from llama_index.core.query_engine import RetrieverQueryEngine
 
-    from integrations.llamaindex import JEPAHybridNodeRetriever
+    from llama_index.retrievers.jepa_rag import JEPAHybridNodeRetriever
 
     engine = RetrieverQueryEngine.from_args(JEPAHybridNodeRetriever(index, similarity_top_k=1), llm=MockLLM())
     response = engine.query("What does the zyxwv handshake do?")
@@ -76,7 +76,7 @@ def test_in_a_query_engine_with_a_mock_llm(index):
 def test_insert_and_delete_keep_bm25_in_step(index):
     from llama_index.core import Document
 
-    from integrations.llamaindex import JEPAHybridNodeRetriever
+    from llama_index.retrievers.jepa_rag import JEPAHybridNodeRetriever
 
     retriever = JEPAHybridNodeRetriever(index, similarity_top_k=1)
     retriever.retrieve("zyxwv")
@@ -91,7 +91,9 @@ def test_insert_and_delete_keep_bm25_in_step(index):
 def test_a_plain_store_needs_its_client(placed, embed_model):
     from jepa_rag.errors import InvalidInputError
 
-    from integrations.llamaindex import JEPAHybridNodeRetriever, jepa_chroma_vector_store
+    from llama_index.retrievers.jepa_rag import JEPAHybridNodeRetriever
+
+    from llama_index.vector_stores.jepa_rag import jepa_chroma_vector_store
 
     client, lexical_dir = placed
     store = jepa_chroma_vector_store(client, f"li-plain-{uuid.uuid4().hex[:12]}", embed_model)

@@ -14,7 +14,7 @@ TEXTS = ["What is the capital of France?", "Paris is the capital of France."]
 
 @pytest.fixture(scope="module")
 def encoder(predictor_checkpoint, minilm_dir):
-    from integrations._common import load_encoder
+    from jepa_rag.adapters import load_encoder
 
     return load_encoder(predictor_checkpoint, minilm_dir)
 
@@ -35,7 +35,7 @@ def test_routes_differ_with_the_predictor_checkpoint(encoder, expected):
 
 
 def test_llamaindex_routes(predictor_checkpoint, minilm_dir, expected):
-    from integrations.llamaindex import JEPAEmbedding
+    from llama_index.embeddings.jepa_rag import JEPAEmbedding
 
     q, d = expected
     emb = JEPAEmbedding(checkpoint=predictor_checkpoint, base_model=minilm_dir)
@@ -45,7 +45,7 @@ def test_llamaindex_routes(predictor_checkpoint, minilm_dir, expected):
 
 
 def test_langchain_routes(predictor_checkpoint, minilm_dir, expected):
-    from integrations.langchain import JEPAEmbeddings
+    from langchain_jepa_rag import JEPAEmbeddings
 
     q, d = expected
     emb = JEPAEmbeddings(checkpoint=str(predictor_checkpoint), base_model=str(minilm_dir))
@@ -54,7 +54,7 @@ def test_langchain_routes(predictor_checkpoint, minilm_dir, expected):
 
 
 def test_chroma_routes(predictor_checkpoint, minilm_dir, expected):
-    from integrations.chroma import JEPAEmbeddingFunction
+    from jepa_rag.chroma import JEPAEmbeddingFunction
 
     q, d = expected
     ef = JEPAEmbeddingFunction(predictor_checkpoint, base_model=minilm_dir)
@@ -66,7 +66,7 @@ def test_chroma_collection_queries_take_the_query_route(predictor_checkpoint, mi
     """chromadb itself calls ``embed_query`` for ``query_texts``: distances are 1 - cos(query route, doc route)."""
     import chromadb
 
-    from integrations.chroma import JEPAEmbeddingFunction, get_or_create_collection
+    from jepa_rag.chroma import JEPAEmbeddingFunction, get_or_create_collection
 
     q, d = expected
     ef = JEPAEmbeddingFunction(predictor_checkpoint, base_model=minilm_dir)
@@ -80,7 +80,7 @@ def test_chroma_collection_queries_take_the_query_route(predictor_checkpoint, mi
 @pytest.mark.parametrize("framework", ["llamaindex", "langchain", "chroma"])
 def test_zero_argument_construction_loads_the_default_checkpoint(monkeypatch, framework):
     """No arguments means checkpoint='default' (the one jepa-rag ships), not the vanilla model."""
-    from integrations import _common
+    from jepa_rag import adapters
     from jepa_rag.encoder import JEPAEncoder
 
     calls = []
@@ -92,14 +92,14 @@ def test_zero_argument_construction_loads_the_default_checkpoint(monkeypatch, fr
         calls.append((checkpoint, kw))
         raise Stop
 
-    monkeypatch.setattr(_common, "_ENCODERS", {})
+    monkeypatch.setattr(adapters, "_ENCODERS", {})
     monkeypatch.setattr(JEPAEncoder, "from_pretrained", fake_from_pretrained)
     if framework == "llamaindex":
-        from integrations.llamaindex import JEPAEmbedding as cls
+        from llama_index.embeddings.jepa_rag import JEPAEmbedding as cls
     elif framework == "langchain":
-        from integrations.langchain import JEPAEmbeddings as cls
+        from langchain_jepa_rag import JEPAEmbeddings as cls
     else:
-        from integrations.chroma import JEPAEmbeddingFunction as cls
+        from jepa_rag.chroma import JEPAEmbeddingFunction as cls
     with pytest.raises(Stop):
         cls()
     assert calls == [("default", {"base_model": None, "device": None, "precision": "auto", "use_cache": True,
@@ -112,10 +112,10 @@ def test_a_bad_checkpoint_raises_jepa_rags_own_error(tmp_path, framework):
     from jepa_rag import CheckpointError
 
     if framework == "llamaindex":
-        from integrations.llamaindex import JEPAEmbedding as cls
+        from llama_index.embeddings.jepa_rag import JEPAEmbedding as cls
     elif framework == "langchain":
-        from integrations.langchain import JEPAEmbeddings as cls
+        from langchain_jepa_rag import JEPAEmbeddings as cls
     else:
-        from integrations.chroma import JEPAEmbeddingFunction as cls
+        from jepa_rag.chroma import JEPAEmbeddingFunction as cls
     with pytest.raises(CheckpointError, match="checkpoint not found"):
         cls(checkpoint=str(tmp_path / "missing"))

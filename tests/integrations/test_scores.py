@@ -15,7 +15,7 @@ DOCS = {"photo": "Photosynthesis turns light, water and carbon dioxide into gluc
 def collection_setup(tmp_path_factory, predictor_checkpoint, minilm_dir):
     import chromadb
 
-    from integrations.chroma import JEPAEmbeddingFunction, get_or_create_collection
+    from jepa_rag.chroma import JEPAEmbeddingFunction, get_or_create_collection
 
     path = tmp_path_factory.mktemp("scores")
     ef = JEPAEmbeddingFunction(predictor_checkpoint, base_model=minilm_dir, precision="fp32")
@@ -30,9 +30,10 @@ def collection_setup(tmp_path_factory, predictor_checkpoint, minilm_dir):
 def test_chroma_llamaindex_and_langchain_agree_on_the_cosine(collection_setup, predictor_checkpoint, minilm_dir):
     from llama_index.core import VectorStoreIndex
 
-    from integrations.chroma import get_or_create_collection
-    from integrations.langchain import JEPAEmbeddings, jepa_chroma_vectorstore
-    from integrations.llamaindex import JEPAEmbedding, jepa_chroma_vector_store
+    from jepa_rag.chroma import get_or_create_collection
+    from langchain_jepa_rag import JEPAEmbeddings, jepa_chroma_vectorstore
+    from llama_index.embeddings.jepa_rag import JEPAEmbedding
+    from llama_index.vector_stores.jepa_rag import jepa_chroma_vector_store
 
     client, ef, cosine = collection_setup
     res = get_or_create_collection(client, "scores", ef).query(query_texts=[QUERY], n_results=2)
@@ -58,7 +59,9 @@ def test_chroma_llamaindex_and_langchain_agree_on_the_cosine(collection_setup, p
 def test_reopening_a_store_without_an_embed_model_never_falls_back_to_openai(collection_setup, monkeypatch):
     from llama_index.core import Settings, VectorStoreIndex
 
-    from integrations.llamaindex import JEPAEmbedding, jepa_chroma_vector_store
+    from llama_index.embeddings.jepa_rag import JEPAEmbedding
+
+    from llama_index.vector_stores.jepa_rag import jepa_chroma_vector_store
 
     client, ef, cosine = collection_setup
     monkeypatch.setattr(Settings, "_embed_model", None)
@@ -71,7 +74,7 @@ def test_reopening_a_store_without_an_embed_model_never_falls_back_to_openai(col
 
 
 def test_langchain_embeddings_take_the_checkpoint_positionally(predictor_checkpoint, minilm_dir):
-    from integrations.langchain import JEPAEmbeddings
+    from langchain_jepa_rag import JEPAEmbeddings
 
     a = JEPAEmbeddings(str(predictor_checkpoint), base_model=str(minilm_dir))
     b = JEPAEmbeddings(checkpoint=str(predictor_checkpoint), base_model=str(minilm_dir))
@@ -82,8 +85,8 @@ def test_langchain_embeddings_take_the_checkpoint_positionally(predictor_checkpo
 def test_langchain_store_over_an_l2_collection_warns(tmp_path, predictor_checkpoint, minilm_dir):
     import chromadb
 
-    from integrations.chroma import JEPAEmbeddingFunction
-    from integrations.langchain import JEPAEmbeddings, jepa_chroma_vectorstore
+    from jepa_rag.chroma import JEPAEmbeddingFunction
+    from langchain_jepa_rag import JEPAEmbeddings, jepa_chroma_vectorstore
 
     client = chromadb.PersistentClient(path=str(tmp_path))
     ef = JEPAEmbeddingFunction(predictor_checkpoint, base_model=minilm_dir)

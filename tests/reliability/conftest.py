@@ -21,7 +21,7 @@ def crash_corpus(predictor_checkpoint, minilm_dir):
     MiniLM on 2,400 texts; child processes share that cache, so every ingest, query and check is fast, and a kill
     lands inside Chroma's writes rather than in a forward pass. Heads, routes and Chroma are all real.
     """
-    from integrations._common import load_encoder
+    from jepa_rag.adapters import load_encoder
 
     ids, docs = corpus(N_DOCS)
     encoder = load_encoder(predictor_checkpoint, minilm_dir)

@@ -18,8 +18,8 @@ from .ingest_crash_child import corpus
 def main(cfg: dict) -> None:
     import chromadb
 
-    from integrations.chroma import JEPAEmbeddingFunction
-    from integrations.chroma_lexical import hybrid_collection
+    from jepa_rag.chroma import JEPAEmbeddingFunction
+    from jepa_rag.chroma_hybrid import hybrid_collection
 
     client = (chromadb.PersistentClient(path=cfg["path"]) if "path" in cfg
               else chromadb.HttpClient(host=cfg["host"], port=cfg["port"]))

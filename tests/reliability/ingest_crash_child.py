@@ -1,4 +1,4 @@
-"""Child process for ``test_crash_ingest``: ingests the test corpus with ``integrations.chroma.ingest``.
+"""Child process for ``test_crash_ingest``: ingests the test corpus with ``jepa_rag.chroma.ingest``.
 
 ``python -m tests.reliability.ingest_crash_child CONFIG_JSON`` where the JSON gives ``path`` (an embedded
 ``PersistentClient`` folder) or ``host``/``port`` (a Chroma server), ``collection``, ``checkpoint``,
@@ -27,7 +27,7 @@ def corpus(n: int) -> tuple[list[str], list[str]]:
 def main(cfg: dict) -> None:
     import chromadb
 
-    from integrations.chroma import JEPAEmbeddingFunction, get_or_create_collection, ingest
+    from jepa_rag.chroma import JEPAEmbeddingFunction, get_or_create_collection, ingest
 
     client = (chromadb.PersistentClient(path=cfg["path"]) if "path" in cfg
               else chromadb.HttpClient(host=cfg["host"], port=cfg["port"]))

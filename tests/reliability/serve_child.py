@@ -34,7 +34,7 @@ def stub_encoder(dim: int):
 def main() -> None:
     mode, checkpoint, base_model, cache_dir = sys.argv[1:5]
     n_queries, n_documents = int(sys.argv[5]), int(sys.argv[6])
-    from integrations.llamaindex import JEPAEmbedding
+    from llama_index.embeddings.jepa_rag import JEPAEmbedding
 
     import torch
 

@@ -2,7 +2,7 @@
 
 Covers what ``tests/test_encoder.py``, ``tests/test_data.py`` and ``tests/integrations`` leave open: the three
 integrations' embedding methods (sync and async), Chroma collections (duplicate ids, wrong-dimension vectors,
-:func:`integrations.chroma.ingest`), broken checkpoints reaching an adapter, texts that are not valid Unicode,
+:func:`jepa_rag.chroma.ingest`), broken checkpoints reaching an adapter, texts that are not valid Unicode,
 and the two command lines (``python -m train``, ``python -m jepa_rag.evaluate``).
 """
 
@@ -28,9 +28,9 @@ DIM = 384
 # ------------------------------------------------------------------------------------------------ the adapters
 @pytest.fixture(scope="module")
 def adapters(predictor_checkpoint, minilm_dir):
-    from integrations.chroma import JEPAEmbeddingFunction
-    from integrations.langchain import JEPAEmbeddings
-    from integrations.llamaindex import JEPAEmbedding
+    from jepa_rag.chroma import JEPAEmbeddingFunction
+    from langchain_jepa_rag import JEPAEmbeddings
+    from llama_index.embeddings.jepa_rag import JEPAEmbedding
 
     return {
         "llamaindex": JEPAEmbedding(checkpoint=predictor_checkpoint, base_model=minilm_dir),
@@ -240,15 +240,15 @@ def test_broken_checkpoints_are_refused_by_every_adapter(broken_checkpoints, min
     path, message = broken_checkpoints[case]
     with pytest.raises(CheckpointError, match=message):
         if adapter == "llamaindex":
-            from integrations.llamaindex import JEPAEmbedding
+            from llama_index.embeddings.jepa_rag import JEPAEmbedding
 
             JEPAEmbedding(checkpoint=path, base_model=minilm_dir)
         elif adapter == "langchain":
-            from integrations.langchain import JEPAEmbeddings
+            from langchain_jepa_rag import JEPAEmbeddings
 
             JEPAEmbeddings(checkpoint=str(path), base_model=str(minilm_dir))
         elif adapter == "chroma":
-            from integrations.chroma import JEPAEmbeddingFunction
+            from jepa_rag.chroma import JEPAEmbeddingFunction
 
             JEPAEmbeddingFunction(path, base_model=minilm_dir)
         else:
@@ -261,7 +261,7 @@ def test_a_collection_whose_checkpoint_was_corrupted_since_is_refused_on_reopen(
 
     import chromadb
 
-    from integrations.chroma import JEPAEmbeddingFunction, get_or_create_collection
+    from jepa_rag.chroma import JEPAEmbeddingFunction, get_or_create_collection
 
     ckpt = tmp_path / "ckpt"
     shutil.copytree(predictor_checkpoint, ckpt)
@@ -288,7 +288,7 @@ def test_heads_for_another_dimension_are_a_config_error(minilm_dir, minilm_finge
 def collection(tmp_path, adapters):
     import chromadb
 
-    from integrations.chroma import get_or_create_collection
+    from jepa_rag.chroma import get_or_create_collection
 
     client = chromadb.PersistentClient(path=str(tmp_path / "db"))
     return get_or_create_collection(client, f"c-{uuid.uuid4().hex[:8]}", adapters["chroma"])
@@ -306,7 +306,7 @@ def test_duplicate_ids_in_one_add_are_refused_by_chromadb_and_nothing_is_written
 
 def test_add_keeps_an_existing_id_upsert_and_ingest_replace_it(collection):
     """chromadb's documented ``add`` behaviour, the reason :func:`ingest` upserts."""
-    from integrations.chroma import ingest
+    from jepa_rag.chroma import ingest
 
     collection.add(ids=["a"], documents=["first text"])
     collection.add(ids=["a"], documents=["edited text"])
@@ -328,7 +328,7 @@ def test_add_keeps_an_existing_id_upsert_and_ingest_replace_it(collection):
     (["a", "b"], ["x", "y"], {"metadatas": [{"k": 1}]}, "got 1 metadatas for 2 documents"),
 ])
 def test_ingest_refuses_bad_input_before_writing_anything(collection, ids, docs, kwargs, message):
-    from integrations.chroma import ingest
+    from jepa_rag.chroma import ingest
 
     with pytest.raises(InvalidInputError, match=message):
         ingest(collection, ids, docs, batch_size=kwargs.pop("batch_size", 1), **kwargs)
@@ -336,7 +336,7 @@ def test_ingest_refuses_bad_input_before_writing_anything(collection, ids, docs,
 
 
 def test_ingest_refuses_bad_metadata_before_writing_anything(collection):
-    from integrations.chroma import ingest
+    from jepa_rag.chroma import ingest
 
     with pytest.raises(ValueError, match="metadata"):
         ingest(collection, ["a", "b"], ["x", "y"], metadatas=[{"ok": 1}, {"bad": {"nested": "dict"}}], batch_size=1)
@@ -344,7 +344,7 @@ def test_ingest_refuses_bad_metadata_before_writing_anything(collection):
 
 
 def test_ingest_retries_a_broken_connection_but_not_a_refused_request():
-    from integrations.chroma import ingest
+    from jepa_rag.chroma import ingest
 
     class Flaky:
         def __init__(self, failures):
@@ -376,7 +376,7 @@ def test_wrong_dimension_vectors_are_refused_by_chroma(request, tmp_path, adapte
     import chromadb
     from chromadb.errors import InvalidArgumentError
 
-    from integrations.chroma import get_or_create_collection
+    from jepa_rag.chroma import get_or_create_collection
 
     if where == "embedded":
         client = chromadb.PersistentClient(path=str(tmp_path / "db"))

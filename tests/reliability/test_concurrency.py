@@ -70,7 +70,7 @@ def _hammer(fn, items: list, threads: int = THREADS, rounds: int = 2) -> list[di
 
 
 def test_threads_sharing_one_langchain_retriever(tmp_path, predictor_checkpoint, minilm_dir, reference):
-    from integrations.langchain import JEPAEmbeddings, jepa_chroma_retriever
+    from langchain_jepa_rag import JEPAEmbeddings, jepa_chroma_retriever
 
     embeddings = JEPAEmbeddings(checkpoint=str(predictor_checkpoint), base_model=str(minilm_dir), precision="fp32")
     retriever = jepa_chroma_retriever("threads", embeddings, persist_directory=tmp_path, k=3)
@@ -98,12 +98,12 @@ def test_threads_sharing_one_langchain_retriever(tmp_path, predictor_checkpoint,
 @pytest.mark.parametrize("adapter", ["llamaindex", "chroma"])
 def test_threads_sharing_one_embedding_object(predictor_checkpoint, minilm_dir, reference, adapter):
     if adapter == "llamaindex":
-        from integrations.llamaindex import JEPAEmbedding
+        from llama_index.embeddings.jepa_rag import JEPAEmbedding
 
         emb = JEPAEmbedding(checkpoint=predictor_checkpoint, base_model=minilm_dir, precision="fp32")
         query, docs = emb.get_query_embedding, emb.get_text_embedding_batch
     else:
-        from integrations.chroma import JEPAEmbeddingFunction
+        from jepa_rag.chroma import JEPAEmbeddingFunction
 
         ef = JEPAEmbeddingFunction(predictor_checkpoint, base_model=minilm_dir, precision="fp32")
         query, docs = (lambda t: ef.embed_query([t])[0]), ef
@@ -128,7 +128,7 @@ def test_threads_sharing_one_embedding_object(predictor_checkpoint, minilm_dir, 
 def test_threads_querying_one_chroma_collection(tmp_path, predictor_checkpoint, minilm_dir, reference):
     import chromadb
 
-    from integrations.chroma import JEPAEmbeddingFunction, get_or_create_collection
+    from jepa_rag.chroma import JEPAEmbeddingFunction, get_or_create_collection
 
     ef = JEPAEmbeddingFunction(predictor_checkpoint, base_model=minilm_dir, precision="fp32")
     col = get_or_create_collection(chromadb.PersistentClient(path=str(tmp_path)), "threads", ef)
@@ -176,12 +176,12 @@ def test_concurrent_async_calls_overlap_and_never_block_the_loop(monkeypatch, pr
     """Eight async queries and four async batches gathered at once: they overlap in worker threads (far less wall
     time than one after another), the event loop keeps ticking, and each result equals the serial one."""
     if adapter == "llamaindex":
-        from integrations.llamaindex import JEPAEmbedding
+        from llama_index.embeddings.jepa_rag import JEPAEmbedding
 
         emb = JEPAEmbedding(checkpoint=predictor_checkpoint, base_model=minilm_dir, precision="fp32")
         aquery, adocs = emb.aget_query_embedding, emb.aget_text_embedding_batch
     else:
-        from integrations.langchain import JEPAEmbeddings
+        from langchain_jepa_rag import JEPAEmbeddings
 
         emb = JEPAEmbeddings(checkpoint=str(predictor_checkpoint), base_model=str(minilm_dir), precision="fp32")
         aquery, adocs = emb.aembed_query, emb.aembed_documents

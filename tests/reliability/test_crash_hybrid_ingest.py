@@ -1,7 +1,7 @@
 """Crash safety of a hybrid ingest: after a SIGKILL mid-way and a re-run, the dense collection and the lexical
 (BM25) index both hold every acknowledged document exactly once, embedded and on a Chroma server.
 
-A child ingests 2,400 documents through a :class:`~integrations.chroma_lexical.HybridCollection` (upserts of 100,
+A child ingests 2,400 documents through a :class:`~jepa_rag.chroma_hybrid.HybridCollection` (upserts of 100,
 each between a dirty and a clean generation stamp) and rebuilds and saves the BM25 index after every acknowledged
 batch; the test SIGKILLs it part-way, so the kill lands in an upsert, a stamp, a rebuild or a save.
 """
@@ -29,7 +29,7 @@ def _marked_dirty(cfg: dict) -> bool:
     """Whether the collection is between the two stamps of a write (read as another process would)."""
     import chromadb
 
-    from integrations.chroma_lexical import GENERATION_KEY
+    from jepa_rag.chroma_hybrid import GENERATION_KEY
 
     client = (chromadb.PersistentClient(path=cfg["path"]) if "path" in cfg
               else chromadb.HttpClient(host=cfg["host"], port=cfg["port"]))
@@ -72,7 +72,7 @@ def _run_and_kill(cfg: dict, tmp: Path, after_batches: int, delay: float | str) 
 
 def _state(hybrid) -> str:
     """Where the kill left things: the generation mark and whether the saved index still matches."""
-    from integrations.chroma_lexical import CURRENT, GENERATION_KEY
+    from jepa_rag.chroma_hybrid import CURRENT, GENERATION_KEY
 
     generation = str(hybrid._generation()).split(":")[0]
     try:
@@ -113,7 +113,7 @@ def test_sigkill_mid_hybrid_ingest_embedded(tmp_path, crash_corpus, predictor_ch
                                             after_batches, delay):
     import chromadb
 
-    from integrations.chroma_lexical import hybrid_collection
+    from jepa_rag.chroma_hybrid import hybrid_collection
 
     cfg = _config(tmp_path, predictor_checkpoint, minilm_dir, path=str(tmp_path / "db"))
     reported = _run_and_kill(cfg, tmp_path, after_batches, delay)
@@ -129,7 +129,7 @@ def test_sigkill_mid_hybrid_ingest_embedded(tmp_path, crash_corpus, predictor_ch
 
 def test_sigkill_mid_hybrid_ingest_on_a_server(tmp_path, crash_corpus, predictor_checkpoint, minilm_dir,
                                               chroma_server_factory):
-    from integrations.chroma_lexical import hybrid_collection
+    from jepa_rag.chroma_hybrid import hybrid_collection
 
     server = chroma_server_factory()
     lexical_dir = str(tmp_path / "lexical")

@@ -1,6 +1,6 @@
 """Crash safety of ingest: a SIGKILL mid-way, or a Chroma server crashing or restarting, loses nothing acknowledged.
 
-A child process ingests 2,400 documents with :func:`integrations.chroma.ingest` (idempotent upserts, 100 per
+A child process ingests 2,400 documents with :func:`jepa_rag.chroma.ingest` (idempotent upserts, 100 per
 batch) and appends a line to a progress file after each batch chromadb acknowledged; the test SIGKILLs it part-way.
 After reopening, every batch the child reported is present exactly once with its text and vector, nothing outside
 the corpus is there, queries answer, and running the ingest again completes the collection without duplicates.
@@ -102,7 +102,7 @@ def test_sigkill_mid_ingest_into_embedded_chroma(tmp_path, crash_corpus, predict
                                                   after_batches):
     import chromadb
 
-    from integrations.chroma import JEPAEmbeddingFunction, get_or_create_collection, ingest
+    from jepa_rag.chroma import JEPAEmbeddingFunction, get_or_create_collection, ingest
 
     cfg = _config(tmp_path, predictor_checkpoint, minilm_dir, path=str(tmp_path / "db"))
     reported = _run_and_kill(cfg, tmp_path, after_batches)
@@ -122,7 +122,7 @@ def test_sigkill_mid_ingest_into_embedded_chroma(tmp_path, crash_corpus, predict
 
 def test_chroma_server_crashes_and_restarts_around_an_ingest(tmp_path, crash_corpus, predictor_checkpoint,
                                                             minilm_dir, chroma_server_factory):
-    from integrations.chroma import JEPAEmbeddingFunction, get_or_create_collection, ingest
+    from jepa_rag.chroma import JEPAEmbeddingFunction, get_or_create_collection, ingest
 
     server = chroma_server_factory()
     assert set(listening_addresses(server.port)) == {"127.0.0.1"}

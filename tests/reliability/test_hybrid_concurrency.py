@@ -30,8 +30,8 @@ def _in_step(hybrid) -> list[str]:
 
 def test_two_processes_ingest_into_one_server_collection(tmp_path, crash_corpus, predictor_checkpoint,
                                                          minilm_dir, chroma_server_factory):
-    from integrations.chroma import JEPAEmbeddingFunction
-    from integrations.chroma_lexical import hybrid_collection
+    from jepa_rag.chroma import JEPAEmbeddingFunction
+    from jepa_rag.chroma_hybrid import hybrid_collection
 
     ids, docs, _ = crash_corpus
     server = chroma_server_factory()
@@ -69,8 +69,8 @@ def test_two_processes_ingest_into_one_server_collection(tmp_path, crash_corpus,
 def test_threads_write_and_query_one_embedded_collection(tmp_path, predictor_checkpoint, minilm_dir):
     import chromadb
 
-    from integrations.chroma import JEPAEmbeddingFunction
-    from integrations.chroma_lexical import HybridCollection, hybrid_collection
+    from jepa_rag.chroma import JEPAEmbeddingFunction
+    from jepa_rag.chroma_hybrid import HybridCollection, hybrid_collection
 
     ef = JEPAEmbeddingFunction(predictor_checkpoint, base_model=minilm_dir)
     client = chromadb.PersistentClient(path=str(tmp_path / "db"))

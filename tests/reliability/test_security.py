@@ -149,9 +149,9 @@ RUNTIME = textwrap.dedent("""
     ckpt, base, db, pairs, out = sys.argv[1:6]
     import chromadb
     from jepa_rag import JEPAEncoder, load_checkpoint
-    from integrations.chroma import JEPAEmbeddingFunction, get_or_create_collection
-    from integrations.langchain import JEPAEmbeddings
-    from integrations.llamaindex import JEPAEmbedding
+    from jepa_rag.chroma import JEPAEmbeddingFunction, get_or_create_collection
+    from langchain_jepa_rag import JEPAEmbeddings
+    from llama_index.embeddings.jepa_rag import JEPAEmbedding
     from train.__main__ import main as train_main
 
     load_checkpoint(ckpt)

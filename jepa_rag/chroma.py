@@ -12,7 +12,7 @@ collection, so they are not stored: a function rebuilt from a collection's confi
 Why :func:`get_or_create_collection`: chromadb only compares embedding-function *names* when a collection is
 reopened, so ``client.get_collection(name, embedding_function=JEPAEmbeddingFunction(other_checkpoint))`` would
 silently mix two embedding spaces. Open collections through :func:`get_or_create_collection` (or call
-:func:`check_collection`) to get an :class:`~integrations.EmbeddingSpaceConflictError` instead. Never switch a
+:func:`check_collection`) to get an :class:`~jepa_rag.errors.EmbeddingSpaceConflictError` instead. Never switch a
 collection's checkpoint with ``collection.modify(configuration=...)``: chromadb stores the new record before our
 ``validate_config_update`` can refuse it.
 
@@ -38,7 +38,7 @@ from typing import Any
 from jepa_rag.encoder import validate_texts
 from jepa_rag.errors import InvalidInputError
 
-from ._common import (
+from .adapters import (
     DEFAULT,
     NAME_KEYS_REQUIRED,
     EmbeddingSpaceConflictError,
@@ -52,7 +52,7 @@ from ._common import (
     same_space,
 )
 
-require("chromadb", "chroma", "integrations.chroma (JEPAEmbeddingFunction)")
+require("chromadb", "chroma", "jepa_rag.chroma (JEPAEmbeddingFunction)")
 
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space, validate_metadatas  # noqa: E402
 from chromadb.errors import NotFoundError  # noqa: E402

@@ -1,7 +1,7 @@
 """Hybrid retrieval on Chroma: a BM25 index that belongs to a collection and is kept in step with it.
 
 :class:`HybridCollection` wraps a chromadb collection. Every write made through it (``add``, ``upsert``,
-``update``, ``delete``, and :func:`integrations.chroma.ingest` given a HybridCollection) marks the collection, and
+``update``, ``delete``, and :func:`jepa_rag.chroma.ingest` given a HybridCollection) marks the collection, and
 :meth:`HybridCollection.hybrid_query` fuses Chroma's cosine top-``depth`` with BM25's top-``depth``
 (:class:`jepa_rag.fusion.Fusion`, the collection's checkpoint's weight by default). Anything it does not override
 goes to the wrapped collection, so LangChain's ``Chroma`` and LlamaIndex's ``ChromaVectorStore`` can write
@@ -37,7 +37,7 @@ write that keeps the count (an ``update``/``upsert`` of existing ids, or as many
 bm25s indexes are rebuilt, not updated in place; rebuilds are lazy: writes only mark the collection, and the
 next query rebuilds once, however many writes came before it (about 2 s for SciFact's 5K documents on a shared
 2-core Xeon). Each write costs two extra metadata updates (the stamps; ~20 ms each on an embedded client here),
-which batching (:func:`~integrations.chroma.ingest`) amortises. Memory: the BM25 index plus the records' texts
+which batching (:func:`~jepa_rag.chroma.ingest`) amortises. Memory: the BM25 index plus the records' texts
 and metadatas (for SciFact's 5K documents: 9.7 MB of index and 7.4 MB of text; 39 MB at the peak of a build). ``hybrid_query`` takes no ``where`` filter (BM25
 has no metadata), and deleting a collection leaves its index folder behind (named by the collection id, never
 reused).
@@ -66,9 +66,9 @@ from jepa_rag.fsutil import fsync_dir
 from jepa_rag.fusion import Fusion, fusion_of
 from jepa_rag.lexical import LexicalIndex, top_positive
 
-from ._common import require
+from .adapters import require
 
-require("chromadb", "chroma", "integrations.chroma_lexical (HybridCollection)")
+require("chromadb", "chroma", "jepa_rag.chroma_hybrid (HybridCollection)")
 
 try:  # POSIX: a lock the kernel drops when its holder dies, even under SIGKILL
     import fcntl
@@ -310,7 +310,7 @@ class HybridCollection:
             self._collection.delete(ids=ids, where=where, where_document=where_document, **kwargs)
 
     def ingest(self, ids: Sequence[str], documents: Sequence[str], **kwargs: Any) -> int:
-        """:func:`integrations.chroma.ingest` through this collection (batched, idempotent, resumable)."""
+        """:func:`jepa_rag.chroma.ingest` through this collection (batched, idempotent, resumable)."""
         from .chroma import ingest
 
         return ingest(self, ids, documents, **kwargs)
@@ -546,7 +546,7 @@ def _remove_tree(path: Path) -> None:
 def hybrid_collection(client: Any, name: str, embedding_function: Any = None, *,
                       lexical_dir: str | os.PathLike | None = None, fusion: Fusion | None = None,
                       create: bool = True) -> HybridCollection:
-    """Open (or create) collection ``name`` with :func:`integrations.chroma.get_or_create_collection` and wrap
+    """Open (or create) collection ``name`` with :func:`jepa_rag.chroma.get_or_create_collection` and wrap
     it in a :class:`HybridCollection` (embedding-space checks included).
 
     ``lexical_dir`` is required for an ``HttpClient`` (a Chroma server); ``fusion`` overrides the checkpoint's.
