@@ -14,8 +14,13 @@ worker) leaves only whole shards and loses at most the shards it was encoding.
 
 Backends: ``local`` (this process, any torch device), ``pool`` (sentence-transformers' multi-process pool: one
 process per listed device, e.g. every GPU of a machine) and ``ray`` (Ray Data ``map_batches`` over stateful encoder
-actors, one per GPU or CPU worker: each actor encodes whole shards and writes them itself, so on a cluster the
-output folder must be storage every node sees). Ray is optional: ``pip install 'jepa-rag[ray]'``.
+actors, one per GPU or CPU worker: each actor reads, encodes and writes whole shards itself, so on a cluster the
+corpus and the output folder must be storage every node sees). Given a path, the ``ray`` driver never holds the
+texts, so it is no bottleneck on a cluster: it only finds where each shard's lines start (a JSONL file) or lists its
+files (a folder) and ships those descriptors; each actor reads its own shard and checks a shard already on disk
+against it (so a re-run skips it; ids repeated across shards are caught on import, which reads the whole corpus).
+An in-memory :class:`~jepa_rag.corpus.Corpus` cannot be re-read by a worker, so its texts are shipped instead.
+Ray is optional: ``pip install 'jepa-rag[ray]'``.
 
 Importing never runs the base model on the whole corpus: :func:`import_to_cache` re-encodes a random sample of 16
 texts and refuses the vectors below cosine 0.999 (as for precomputed files), :func:`ingest_to_chroma` applies the
@@ -25,7 +30,9 @@ checkpoint's document head to the stored vectors and upserts them, with no base-
 from __future__ import annotations
 
 import argparse
+import codecs
 import hashlib
+import io
 import json
 import logging
 import os
@@ -40,11 +47,13 @@ from typing import Any
 
 import numpy as np
 
+from . import errors
 from .base_model import Fingerprint, fingerprint_of_folder, resolve_base_model
 from .cache import EmbeddingCache, text_key
 from .config import DEFAULT_BASE_MODEL
-from .corpus import Corpus, load_corpus
-from .errors import ConfigError, DataFormatError, EmbeddingMismatchError, JEPARagError
+from .corpus import Corpus, _text_files, load_corpus
+from .data import _SURROGATE_ESCAPE, doc_text
+from .errors import ConfigError, DataFormatError, DataNotFoundError, EmbeddingMismatchError, JEPARagError
 
 __all__ = ["BACKENDS", "PRECISIONS", "BaseEncoder", "EmbedResult", "Manifest", "embed_corpus", "import_to_cache",
            "ingest_to_chroma", "read_manifest", "read_shards"]
@@ -115,13 +124,16 @@ class Manifest:
                 "shard_size": self.shard_size, "documents": self.documents, "shards": self.shards,
                 "source": self.source}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> Manifest:
+        return cls(Fingerprint.from_dict(d["fingerprint"]), d["precision"], int(d["shard_size"]), int(d["documents"]),
+                   str(d.get("source", "")))
+
 
 def read_manifest(folder: str | os.PathLike) -> Manifest:
     path = Path(folder) / MANIFEST
     try:
-        d = json.loads(path.read_text())
-        return Manifest(Fingerprint.from_dict(d["fingerprint"]), d["precision"], int(d["shard_size"]),
-                        int(d["documents"]), str(d.get("source", "")))
+        return Manifest.from_dict(json.loads(path.read_text()))
     except FileNotFoundError:
         raise DataFormatError(f"{folder}: not a vectors folder (no {MANIFEST}); make one with "
                               "'python -m jepa_rag.embed CORPUS --out FOLDER'") from None
@@ -279,8 +291,9 @@ def embed_corpus(
 
     ``backend="pool"`` runs one process per entry of ``devices`` (default: ``workers`` CPU processes);
     ``backend="ray"`` runs ``workers`` actors on the Ray cluster at ``ray_address`` (or the one this process
-    already joined; else a local one is started), each with one GPU when ``device="cuda"``, else one CPU.
-    ``on_shard(index)`` runs after each shard this process wrote (local and pool backends).
+    already joined; else a local one is started), each with one GPU when ``device="cuda"``, else one CPU; given a
+    path, this process only plans the shards and the actors read them. ``on_shard(index)`` runs after each shard
+    this run wrote.
     """
     if backend not in BACKENDS:
         raise ConfigError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
@@ -288,37 +301,52 @@ def embed_corpus(
         raise ConfigError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
     if shard_size < 1 or batch_size < 1 or workers < 1:
         raise ConfigError("shard_size, batch_size and workers must be at least 1")
-    if not isinstance(corpus, Corpus):
-        corpus = load_corpus(corpus)
+    by_path = backend == "ray" and not isinstance(corpus, Corpus)
+    if by_path:
+        plan = _plan_by_path(corpus, shard_size)
+        documents, source = plan.documents, plan.source
+    else:
+        if not isinstance(corpus, Corpus):
+            corpus = load_corpus(corpus)
+        documents, source = len(corpus), corpus.source
     folder_path = resolve_base_model(base_model)
     fingerprint = fingerprint_of_folder(folder_path, base_model)
-    manifest = Manifest(fingerprint, precision, shard_size, len(corpus), corpus.source)
+    manifest = Manifest(fingerprint, precision, shard_size, documents, source)
     folder = Path(out)
     _open_folder(folder, manifest)
     _clean_stale_temps(folder)
-    shards = _plan(corpus, shard_size)
-    todo = [s for s in shards if not _finished(folder, manifest, s)]
     t0 = time.perf_counter()
-    result = EmbedResult(folder, manifest, 0, len(shards) - len(todo), 0.0)
-    if todo:
-        from tqdm.auto import tqdm
+    result = EmbedResult(folder, manifest, 0, 0, 0.0)
+    from tqdm.auto import tqdm
 
-        done_rows = sum(len(s.ids) for s in shards) - sum(len(s.ids) for s in todo)
-        with tqdm(total=len(corpus), initial=done_rows, desc=f"embed ({backend})", unit="text",
-                  disable=not show_progress_bar) as bar:
-            def finished(shard: _Shard) -> None:
-                result.written += 1
-                result.written_texts += len(shard.ids)
-                bar.update(len(shard.ids))
-                if on_shard is not None:
-                    on_shard(shard.index)
+    with tqdm(total=documents, desc=f"embed ({backend})", unit="text", disable=not show_progress_bar) as bar:
+        def finished(index: int, rows: int, written: bool = True) -> None:
+            bar.update(rows)
+            if not written:
+                result.skipped += 1
+                return
+            result.written += 1
+            result.written_texts += rows
+            if on_shard is not None:
+                on_shard(index)
 
-            if backend == "ray":
-                _run_ray(todo, folder, manifest, str(folder_path), device or "cpu", batch_size, workers,
-                         ray_address, finished)
-            else:
-                _run_local(todo, folder, manifest, str(folder_path), backend, device or "cpu", devices,
-                           batch_size, workers, finished)
+        if by_path:  # the Ray actors read their shards themselves and skip the finished ones
+            todo = plan.items
+        else:
+            todo = []
+            for shard in _plan(corpus, shard_size):
+                if _finished(folder, manifest, shard):
+                    finished(shard.index, len(shard.ids), written=False)
+                else:
+                    todo.append(shard)
+        if todo and backend == "ray":
+            items = todo if by_path else [{"shard": s.index, "rows": len(s.ids), "ids": s.ids, "texts": s.texts}
+                                          for s in todo]
+            _run_ray(items, folder, manifest, str(folder_path), device or "cpu", batch_size, workers,
+                     ray_address, finished)
+        elif todo:
+            _run_local(todo, folder, manifest, str(folder_path), backend, device or "cpu", devices, batch_size,
+                       workers, finished)
     result.seconds = time.perf_counter() - t0
     return result
 
@@ -328,7 +356,7 @@ def _run_local(todo, folder, manifest, model_folder, backend, device, devices, b
     if backend == "local":
         for shard in todo:
             write_shard(folder, manifest.fingerprint, manifest.precision, shard, encoder(shard.texts))
-            finished(shard)
+            finished(shard.index, len(shard.ids))
         return
     if manifest.precision != "fp32":
         # the pool's processes run the model as it is: cast it (autocast does not cross process boundaries)
@@ -354,7 +382,7 @@ def _run_local(todo, folder, manifest, model_folder, backend, device, devices, b
             vecs = encoder.model.encode(shard.texts, pool=pool, batch_size=batch_size, convert_to_numpy=True,
                                         show_progress_bar=False, normalize_embeddings=False)
             write_shard(folder, manifest.fingerprint, manifest.precision, shard, np.asarray(vecs, np.float32))
-            finished(shard)
+            finished(shard.index, len(shard.ids))
     finally:
         encoder.model.stop_multi_process_pool(pool)
 
@@ -363,24 +391,184 @@ def torch_device_is_cpu(device: str) -> bool:
     return str(device).split(":")[0] == "cpu"
 
 
+# ---------------------------------------------------------------------------------------------- the ray backend
+@dataclass
+class _PathPlan:
+    """Shards of a corpus on disk as small descriptors (no text): a byte range of a JSONL file, or a list of files."""
+
+    source: str
+    documents: int
+    items: list[dict]
+
+
+def _plan_by_path(path: str | os.PathLike, shard_size: int) -> _PathPlan:
+    """What :func:`load_corpus` would read, planned without reading any document: which file or folder, how many
+    documents and where each shard starts; the same documents in the same order, so the same shards."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        load_corpus(p)  # raises its "corpus not found" error
+    if p.is_dir() and not ((p / "corpus.jsonl").is_file() and not _text_files(p)):
+        files = [f for f in _text_files(p) if _has_text(f)]
+        if not files:
+            load_corpus(p)  # raises its "no .txt or .md files" / "every file is empty" error
+        names = [f.relative_to(p).as_posix() for f in files]
+        items = [{"shard": n, "rows": len(names[s:s + shard_size]), "path": str(p.resolve()),
+                  "files": names[s:s + shard_size]} for n, s in enumerate(range(0, len(names), shard_size))]
+        return _PathPlan(str(p), len(names), items)
+    f = p / "corpus.jsonl" if p.is_dir() else p
+    starts: list[tuple[int, int]] = []  # (byte offset, line number) of each shard's first document
+    documents = offset = 0
+    with open(f, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            if _is_document_line(raw):
+                if documents % shard_size == 0:
+                    starts.append((offset, lineno))
+                documents += 1
+            offset += len(raw)
+    if not documents:
+        load_corpus(f)  # raises its "no documents found" error
+    ends = [o for o, _ in starts[1:]] + [offset]
+    items = [{"shard": n, "rows": min(shard_size, documents - n * shard_size), "path": str(f.resolve()),
+              "start": start, "end": end, "line": line} for n, ((start, line), end) in enumerate(zip(starts, ends))]
+    return _PathPlan(str(f), documents, items)
+
+
+def _is_document_line(raw: bytes) -> bool:
+    """Whether the corpus reader takes this JSONL line as a document (it skips blank lines); a line it would refuse
+    counts too, so the worker reading it reports the error with its line number."""
+    stripped = raw.strip()
+    if stripped[:1] == b"{" or not stripped:
+        return bool(stripped)
+    try:
+        return bool(raw.decode("utf-8").strip())  # only Unicode whitespace, such as a no-break space?
+    except UnicodeDecodeError:
+        return True
+
+
+def _has_text(path: Path) -> bool:
+    """Whether the corpus reader takes this file as a document (it skips blank files), reading only as far as the
+    first non-space character; a file it would refuse counts, so the worker reading it reports the error."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(4096):
+                if decoder.decode(chunk).strip():
+                    return True
+        return bool(decoder.decode(b"", final=True).strip())
+    except UnicodeDecodeError:
+        return True
+
+
+def _read_jsonl_range(path: Path, start: int, end: int, first_line: int) -> tuple[list[str], list[str]]:
+    """Ids and texts of the documents in bytes ``start..end`` of a JSONL corpus, with the corpus reader's checks."""
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        data = fh.read(end - start)
+    ids: list[str] = []
+    texts: list[str] = []
+    first: dict[str, int] = {}
+    for lineno, raw in enumerate(io.BytesIO(data), first_line):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DataFormatError(f"{path}:{lineno}: not valid UTF-8") from None
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataFormatError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+        if not isinstance(obj, dict):
+            raise DataFormatError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+        raw_id = obj.get("_id", obj.get("id", f"line{lineno}"))
+        if not isinstance(raw_id, (str, int)) or isinstance(raw_id, bool):
+            raise DataFormatError(f"{path}:{lineno}: field 'id' must be a string, got {type(raw_id).__name__}")
+        if str(raw_id) in first:
+            raise DataFormatError(f"{path}:{lineno}: duplicate document id {str(raw_id)!r} (first on line "
+                                  f"{first[str(raw_id)]})")
+        if "text" not in obj:
+            raise DataFormatError(f"{path}:{lineno}: missing field 'text' (each line needs 'text'; 'id' and 'title' "
+                                  "are optional)")
+        for key in ("title", "text"):
+            if obj.get(key) is not None and not isinstance(obj[key], str):
+                raise DataFormatError(f"{path}:{lineno}: field {key!r} must be a string, got {type(obj[key]).__name__}")
+        text = doc_text(obj)
+        if not text:
+            raise DataFormatError(f"{path}:{lineno}: the document is empty (no title, no text)")
+        if _SURROGATE_ESCAPE.search(line):
+            try:
+                json.dumps(obj, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:
+                raise DataFormatError(
+                    f"{path}:{lineno}: not valid Unicode (a lone surrogate escape such as \\ud800)") from None
+        first[str(raw_id)] = lineno
+        ids.append(str(raw_id))
+        texts.append(text)
+    return ids, texts
+
+
+def _read_files(folder: Path, names: Sequence[str]) -> tuple[list[str], list[str]]:
+    texts = []
+    for name in names:
+        f = folder / name
+        try:
+            texts.append(f.read_bytes().decode("utf-8").strip())
+        except UnicodeDecodeError as exc:
+            raise DataFormatError(f"{f}: not valid UTF-8 (byte {exc.start})") from None
+    return list(names), texts
+
+
 class _RayShardWriter:
-    """A Ray Data actor: loads the base model once, then encodes and writes whole shards (one per batch row)."""
+    """A Ray Data actor: reads its shards from the corpus by path (or gets their texts, for an in-memory corpus),
+    skips the ones already written, encodes the others with a base model loaded once and writes them itself."""
 
     def __init__(self, model_folder: str, folder: str, manifest: dict, device: str, batch_size: int):
         self.folder = Path(folder)
-        self.fingerprint = Fingerprint.from_dict(manifest["fingerprint"])
-        self.precision = manifest["precision"]
-        self.encoder = BaseEncoder(model_folder, device=device, precision=self.precision, batch_size=batch_size,
-                                   threads=1 if device == "cpu" else None)
+        self.manifest = Manifest.from_dict(manifest)
+        self.settings = {"model_folder": model_folder, "device": device, "batch_size": batch_size}
+        self.encoder: BaseEncoder | None = None  # loaded at the first shard to encode: a re-run may have none
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        if self.encoder is None:
+            cpu = self.settings["device"] == "cpu"
+            self.encoder = BaseEncoder(**self.settings, precision=self.manifest.precision, threads=1 if cpu else None)
+        return self.encoder(texts)
+
+    def _read(self, batch: dict[str, np.ndarray], row: int) -> tuple[list[str], list[str]]:
+        if "texts" in batch:
+            return [str(i) for i in batch["ids"][row]], [str(t) for t in batch["texts"][row]]
+        path = Path(str(batch["path"][row]))
+        try:
+            if "files" in batch:
+                return _read_files(path, [str(f) for f in batch["files"][row]])
+            return _read_jsonl_range(path, int(batch["start"][row]), int(batch["end"][row]), int(batch["line"][row]))
+        except OSError as exc:
+            raise DataNotFoundError(f"{path}: not readable on Ray node {socket.gethostname()} ({exc}); on a "
+                                    "cluster the corpus must be on storage every node sees") from None
+
+    def _write(self, batch: dict[str, np.ndarray], row: int) -> bool:
+        ids, texts = self._read(batch, row)
+        index, planned = int(batch["shard"][row]), int(batch["rows"][row])
+        if len(ids) != planned or not all(texts):
+            raise DataFormatError(f"{self.manifest.source}: changed while being embedded (shard {index} now holds "
+                                  f"{len(ids)} documents, {planned} were planned); run the command again")
+        shard = _Shard(index, ids, texts, [text_key(t) for t in texts])
+        if _finished(self.folder, self.manifest, shard):
+            return False
+        write_shard(self.folder, self.manifest.fingerprint, self.manifest.precision, shard, self._encode(texts))
+        return True
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        done = []
-        for index, ids, texts in zip(batch["shard"], batch["ids"], batch["texts"]):
-            ids, texts = [str(i) for i in ids], [str(t) for t in texts]
-            shard = _Shard(int(index), ids, texts, [text_key(t) for t in texts])
-            write_shard(self.folder, self.fingerprint, self.precision, shard, self.encoder(texts))
-            done.append(shard.index)
-        return {"shard": np.asarray(done, dtype=np.int64)}
+        written, failures = [], []
+        for row in range(len(batch["shard"])):
+            try:
+                written.append(self._write(batch, row))
+                failures.append("")
+            except JEPARagError as exc:  # sent back as text: Ray's wrapping of a raised error loses its type
+                written.append(False)
+                failures.append(f"{type(exc).__name__}:{exc}")
+        return {"shard": np.asarray(batch["shard"], dtype=np.int64), "written": np.asarray(written, dtype=bool),
+                "error": np.asarray(failures, dtype=object)}
 
 
 def _import_ray():
@@ -393,21 +581,25 @@ def _import_ray():
     return ray
 
 
-def _run_ray(todo, folder, manifest, model_folder, device, batch_size, workers, address, finished):
+def _run_ray(items, folder, manifest, model_folder, device, batch_size, workers, address, finished):
     ray = _import_ray()
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    by_index = {s.index: s for s in todo}
-    ds = ray.data.from_items([{"shard": s.index, "ids": s.ids, "texts": s.texts} for s in todo])
+    rows = {int(item["shard"]): int(item["rows"]) for item in items}
+    ds = ray.data.from_items(items)
     gpu = device.startswith("cuda")
     out = ds.map_batches(
-        _RayShardWriter, batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers),
+        _RayShardWriter, batch_size=1, compute=ray.data.ActorPoolStrategy(size=min(workers, len(items))),
         num_gpus=1 if gpu else 0, num_cpus=0 if gpu else 1,
         fn_constructor_kwargs={"model_folder": model_folder, "folder": str(Path(folder).resolve()),
                                "manifest": manifest.to_dict(), "device": "cuda" if gpu else "cpu",
                                "batch_size": batch_size})
     for row in out.iter_rows():
-        finished(by_index[int(row["shard"])])
+        if row["error"]:  # bad input or a changed corpus, found by the actor that read it
+            name, _, message = str(row["error"]).partition(":")
+            error = getattr(errors, name, None)
+            raise (error if isinstance(error, type) and issubclass(error, JEPARagError) else DataFormatError)(message)
+        finished(int(row["shard"]), rows[int(row["shard"])], bool(row["written"]))
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -618,7 +810,8 @@ def _base_model_of(args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        corpus = load_corpus(args.corpus)
+        # the ray backend's actors read the corpus themselves: this process only plans the shards
+        corpus = args.corpus if args.backend == "ray" else load_corpus(args.corpus)
         base_model = _base_model_of(args)
         result = embed_corpus(
             corpus, args.out, base_model=base_model, backend=args.backend, device=args.device,
@@ -632,6 +825,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.to_cache or args.to_chroma:
             from .encoder import JEPAEncoder
 
+            if not isinstance(corpus, Corpus):
+                corpus = load_corpus(corpus)
             precision = "fp32" if result.manifest.precision == "fp16" else result.manifest.precision
             encoder = JEPAEncoder.from_pretrained(args.checkpoint, base_model=args.base_model,
                                                   device=args.device, precision=precision)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from jepa_rag import embed
 from jepa_rag.cache import text_key
 from jepa_rag.corpus import load_corpus
 from jepa_rag.embed import _plan, embed_corpus, import_to_cache, ingest_to_chroma, read_manifest, read_shards, write_shard
@@ -91,6 +92,30 @@ def test_pool_backend_agrees_with_local(reference, minilm_dir, tmp_path):
     assert _min_cosine(vecs, ref) >= 0.9999
 
 
+def test_ray_plan_by_path_reads_the_same_shards_as_the_corpus_loader(tmp_path):
+    """What the Ray driver plans without reading a document, and what each actor then reads, are the shards the
+    local backend makes from the loaded corpus (blank lines and blank files skipped alike)."""
+    lines = CORPUS.read_text().splitlines()
+    jsonl = tmp_path / "blanks.jsonl"
+    jsonl.write_text("\n \n" + "\n\n".join(lines[:10]) + "\n\u00a0\n" + "\n".join(lines[10:]) + "\r\n\n  ")
+    texts = tmp_path / "notes"
+    (texts / "sub").mkdir(parents=True)
+    for name, text in [("a.txt", "alpha"), ("b.md", " \n\u00a0 "), ("c.txt", ""), ("sub/d.md", " " * 5000 + "delta"),
+                       ("sub/e.txt", "epsilon")]:
+        (texts / name).write_text(text)
+    for path, size in [(jsonl, 5), (texts, 2)]:
+        plan = embed._plan_by_path(path, size)
+        shards = _plan(load_corpus(path), size)
+        assert plan.documents == sum(len(s.ids) for s in shards) and len(plan.items) == len(shards)
+        for item, shard in zip(plan.items, shards):
+            assert "texts" not in item and item["rows"] == len(shard.ids)
+            if "files" in item:
+                got = embed._read_files(Path(item["path"]), item["files"])
+            else:
+                got = embed._read_jsonl_range(Path(item["path"]), item["start"], item["end"], item["line"])
+            assert got == (shard.ids, shard.texts)
+
+
 @pytest.fixture(scope="module")
 def ray_cluster():
     """A local Ray cluster of 2 CPUs on 127.0.0.1, started and shut down here."""
@@ -101,7 +126,8 @@ def ray_cluster():
     ray.shutdown()
 
 
-def test_ray_backend_on_a_local_cluster_agrees_and_resumes(ray_cluster, reference, minilm_dir, tmp_path):
+def test_ray_backend_on_a_local_cluster_agrees_and_resumes(ray_cluster, reference, minilm_dir, tmp_path,
+                                                          monkeypatch):
     out = tmp_path / "ray"
     out.mkdir()
     # a run that was killed after its first shard, mid-way through writing another
@@ -109,14 +135,26 @@ def test_ray_backend_on_a_local_cluster_agrees_and_resumes(ray_cluster, referenc
     shutil.copy(reference / "part-00000.parquet", out)
     stale = out / f"part-00001.parquet.{os.uname().nodename}-{_dead_pid()}-deadbeef.tmp"
     stale.write_bytes(b"PAR1 half a shard")
+    # the driver only plans: it never loads the corpus, and Ray gets shard descriptors (byte ranges), no text
+    monkeypatch.setattr(embed, "load_corpus", lambda path: pytest.fail("the driver loaded the corpus"))
+    shipped: list[dict] = []
+    real_from_items = ray_cluster.data.from_items
+    monkeypatch.setattr(ray_cluster.data, "from_items", lambda items: shipped.extend(items) or real_from_items(items))
     res = embed_corpus(CORPUS, out, base_model=str(minilm_dir), backend="ray", workers=2, precision="fp32",
                        shard_size=SHARD, show_progress_bar=False)
     assert (res.written, res.skipped) == (2, 1)
+    assert [sorted(item) for item in shipped] == [["end", "line", "path", "rows", "shard", "start"]] * 3
     assert not stale.exists()
     ids, vecs = _load(out)
     ref_ids, ref = _load(reference)
     assert ids == ref_ids and len(set(ids)) == 42
     assert _min_cosine(vecs, ref) >= 0.9999
+    changed = tmp_path / "changed.jsonl"  # the actors check the finished shards against the corpus they read
+    lines = CORPUS.read_text().splitlines()
+    changed.write_text("\n".join(lines[:20] + [lines[20].replace('"text": "', '"text": "(edited) ')] + lines[21:]))
+    with pytest.raises(DataFormatError, match="corpus changed"):
+        embed_corpus(changed, out, base_model=str(minilm_dir), backend="ray", shard_size=SHARD,
+                     show_progress_bar=False)
 
 
 def _descendants_named(word: str) -> list[int]:
@@ -148,8 +186,9 @@ def test_ray_worker_killed_mid_run_loses_only_its_shard(ray_cluster, reference, 
 
     out = tmp_path / "ray_killed"
     result: dict = {}
+    # an in-memory corpus: the texts travel with the shard descriptors (a worker cannot re-read it by path)
     run = threading.Thread(target=lambda: result.setdefault("res", embed_corpus(
-        CORPUS, out, base_model=str(minilm_dir), backend="ray", workers=2, precision="fp32", shard_size=4,
+        load_corpus(CORPUS), out, base_model=str(minilm_dir), backend="ray", workers=2, precision="fp32", shard_size=4,
         show_progress_bar=False)))
     run.start()
     killed = None
