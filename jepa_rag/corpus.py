@@ -13,6 +13,7 @@ Documents become text as BEIR does: ``(title + " " + text).strip()``.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,16 +54,21 @@ def _text_files(folder: Path) -> list[Path]:
     return sorted(f for f in folder.rglob("*") if f.suffix.lower() in TEXT_SUFFIXES and f.is_file())
 
 
+def read_text_file(f: Path) -> str:
+    """One document of a folder corpus: the file's UTF-8 text, stripped."""
+    try:
+        return f.read_bytes().decode("utf-8").strip()
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(f"{f}: not valid UTF-8 (byte {exc.start})") from None
+
+
 def _load_text_folder(folder: Path) -> Corpus:
     files = _text_files(folder)
     if not files:
         raise DataFormatError(f"{folder}: no .txt or .md files (and no corpus.jsonl) in this folder")
     docs: dict[str, str] = {}
     for f in files:
-        try:
-            text = f.read_bytes().decode("utf-8").strip()
-        except UnicodeDecodeError as exc:
-            raise DataFormatError(f"{f}: not valid UTF-8 (byte {exc.start})") from None
+        text = read_text_file(f)
         if text:  # an empty file is no document
             docs[f.relative_to(folder).as_posix()] = text
     if not docs:
@@ -70,17 +76,18 @@ def _load_text_folder(folder: Path) -> Corpus:
     return Corpus(docs, str(folder), dict(docs))
 
 
-def _load_jsonl(f: Path) -> Corpus:
-    docs: dict[str, str] = {}
-    bodies: dict[str, str] = {}
-    first_line: dict[str, int] = {}
-    for lineno, obj in _iter_jsonl(f):
+def iter_jsonl_documents(f: Path, start: int = 0, end: int | None = None,
+                         first_line: int = 1) -> Iterator[tuple[str, str, str]]:
+    """(id, title + text, text) of each document of a JSONL corpus, or of the byte range ``start..end`` of one
+    (see ``data._iter_jsonl``), with every check the corpus loader makes (duplicate ids within what is read)."""
+    first: dict[str, int] = {}
+    for lineno, obj in _iter_jsonl(f, start, end, first_line):
         raw_id = obj.get("_id", obj.get("id", f"line{lineno}"))
         if not isinstance(raw_id, (str, int)) or isinstance(raw_id, bool):
             raise DataFormatError(f"{f}:{lineno}: field 'id' must be a string, got {type(raw_id).__name__}")
         did = str(raw_id)
-        if did in first_line:
-            raise DataFormatError(f"{f}:{lineno}: duplicate document id {did!r} (first on line {first_line[did]})")
+        if did in first:
+            raise DataFormatError(f"{f}:{lineno}: duplicate document id {did!r} (first on line {first[did]})")
         if "text" not in obj:
             raise DataFormatError(f"{f}:{lineno}: missing field 'text' (each line needs 'text'; 'id' and 'title' "
                                   "are optional)")
@@ -90,9 +97,16 @@ def _load_jsonl(f: Path) -> Corpus:
         text = doc_text(obj)
         if not text:
             raise DataFormatError(f"{f}:{lineno}: the document is empty (no title, no text)")
-        first_line[did] = lineno
+        first[did] = lineno
+        yield did, text, str(obj.get("text") or "").strip()
+
+
+def _load_jsonl(f: Path) -> Corpus:
+    docs: dict[str, str] = {}
+    bodies: dict[str, str] = {}
+    for did, text, body in iter_jsonl_documents(f):
         docs[did] = text
-        bodies[did] = str(obj.get("text") or "").strip()
+        bodies[did] = body
     if not docs:
         raise DataFormatError(f"{f}: no documents found (empty file)")
     beir = f.parent if f.name == "corpus.jsonl" and (f.parent / "queries.jsonl").is_file() else None

@@ -50,9 +50,14 @@ class BeirDataset:
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
-def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+def _iter_jsonl(path: Path, start: int = 0, end: int | None = None,
+                first_line: int = 1) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line; ``start``/``end`` bound a byte range that begins a line
+    (``first_line`` is its number), so a worker can read one shard of a corpus."""
     with open(path, "rb") as fh:
-        for lineno, raw in enumerate(fh, 1):
+        fh.seek(start)
+        lines = fh if end is None else io.BytesIO(fh.read(end - start))
+        for lineno, raw in enumerate(lines, first_line):
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError:

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import codecs
 import hashlib
-import io
 import json
 import logging
 import os
@@ -51,8 +50,7 @@ from . import errors
 from .base_model import Fingerprint, fingerprint_of_folder, resolve_base_model
 from .cache import EmbeddingCache, text_key
 from .config import DEFAULT_BASE_MODEL
-from .corpus import Corpus, _text_files, load_corpus
-from .data import _SURROGATE_ESCAPE, doc_text
+from .corpus import Corpus, _text_files, iter_jsonl_documents, load_corpus, read_text_file
 from .errors import ConfigError, DataFormatError, DataNotFoundError, EmbeddingMismatchError, JEPARagError
 
 __all__ = ["BACKENDS", "PRECISIONS", "BaseEncoder", "EmbedResult", "Manifest", "embed_corpus", "import_to_cache",
@@ -461,61 +459,12 @@ def _has_text(path: Path) -> bool:
 
 def _read_jsonl_range(path: Path, start: int, end: int, first_line: int) -> tuple[list[str], list[str]]:
     """Ids and texts of the documents in bytes ``start..end`` of a JSONL corpus, with the corpus reader's checks."""
-    with open(path, "rb") as fh:
-        fh.seek(start)
-        data = fh.read(end - start)
-    ids: list[str] = []
-    texts: list[str] = []
-    first: dict[str, int] = {}
-    for lineno, raw in enumerate(io.BytesIO(data), first_line):
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise DataFormatError(f"{path}:{lineno}: not valid UTF-8") from None
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataFormatError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-        if not isinstance(obj, dict):
-            raise DataFormatError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-        raw_id = obj.get("_id", obj.get("id", f"line{lineno}"))
-        if not isinstance(raw_id, (str, int)) or isinstance(raw_id, bool):
-            raise DataFormatError(f"{path}:{lineno}: field 'id' must be a string, got {type(raw_id).__name__}")
-        if str(raw_id) in first:
-            raise DataFormatError(f"{path}:{lineno}: duplicate document id {str(raw_id)!r} (first on line "
-                                  f"{first[str(raw_id)]})")
-        if "text" not in obj:
-            raise DataFormatError(f"{path}:{lineno}: missing field 'text' (each line needs 'text'; 'id' and 'title' "
-                                  "are optional)")
-        for key in ("title", "text"):
-            if obj.get(key) is not None and not isinstance(obj[key], str):
-                raise DataFormatError(f"{path}:{lineno}: field {key!r} must be a string, got {type(obj[key]).__name__}")
-        text = doc_text(obj)
-        if not text:
-            raise DataFormatError(f"{path}:{lineno}: the document is empty (no title, no text)")
-        if _SURROGATE_ESCAPE.search(line):
-            try:
-                json.dumps(obj, ensure_ascii=False).encode("utf-8")
-            except UnicodeEncodeError:
-                raise DataFormatError(
-                    f"{path}:{lineno}: not valid Unicode (a lone surrogate escape such as \\ud800)") from None
-        first[str(raw_id)] = lineno
-        ids.append(str(raw_id))
-        texts.append(text)
-    return ids, texts
+    docs = list(iter_jsonl_documents(path, start, end, first_line))
+    return [d[0] for d in docs], [d[1] for d in docs]
 
 
 def _read_files(folder: Path, names: Sequence[str]) -> tuple[list[str], list[str]]:
-    texts = []
-    for name in names:
-        f = folder / name
-        try:
-            texts.append(f.read_bytes().decode("utf-8").strip())
-        except UnicodeDecodeError as exc:
-            raise DataFormatError(f"{f}: not valid UTF-8 (byte {exc.start})") from None
-    return list(names), texts
+    return list(names), [read_text_file(folder / name) for name in names]
 
 
 class _RayShardWriter:
