@@ -5,16 +5,58 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from benchmarks.report import machine_info
-
 RESULTS = Path(__file__).resolve().parent / "results"  # the committed results (read-only during a normal run)
+
+
+def cpu_model() -> str:
+    """The CPU's model name, cores and native bf16 flags (every speed number says which CPU it was measured on)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine() or "unknown"
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
+                platform.processor() or "unknown")
+    extra = [f for f in ("avx512_bf16", "amx_bf16") if f in info]
+    return f"{name} ({os.cpu_count()} cores{', ' + ', '.join(extra) if extra else ''})"
+
+
+def _version(module: str) -> str:
+    try:
+        from importlib.metadata import version
+
+        return version(module)
+    except Exception:  # noqa: BLE001 - a missing package is reported as such
+        return "not installed"
+
+
+def machine_info() -> dict:
+    """The facts a timing depends on: CPUs, torch threads, Python and library versions."""
+    info = {
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu_model(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        **{name: _version(name) for name in ("torch", "sentence-transformers", "transformers", "chromadb", "numpy",
+                                             "onnxruntime", "onnx")},
+    }
+    try:
+        info["load_avg_1min"] = round(os.getloadavg()[0], 2)  # > cpus means another job shared the machine
+    except OSError:
+        pass
+    if "torch" in sys.modules:
+        import torch
+
+        info["torch_threads"] = torch.get_num_threads()
+    return info
 
 
 def output_dir() -> Path:

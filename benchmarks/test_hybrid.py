@@ -4,8 +4,9 @@
 
 - Zero labels: the default checkpoint with its stored fusion beats vanilla all-mpnet-base-v2 (dense) by ≥ 3.26% on the
   SciFact + NFCorpus average, and on neither set falls below it.
-- In-domain: SciFact heads trained with ``train/configs/indomain.yaml`` (seed 0, into a temp folder; ~1 min) keep
-  their gain when fused: hybrid ≥ dense with the fusion the training chose on its own dev split.
+- In-domain: SciFact heads trained with the bundled ``indomain`` config (seed 0, into a temp folder; ~1 min, shared
+  with ``test_reproduction.py`` through the ``indomain_scifact`` fixture) keep their gain when fused: hybrid ≥ dense
+  with the fusion the training chose on its own dev split.
 
 The full 3-seed table comes from ``python -m experiments.hybrid`` (``benchmarks/results/hybrid.md``). Nothing here
 writes under the repository.
@@ -14,7 +15,6 @@ writes under the repository.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -22,7 +22,6 @@ from benchmarks._support import need_default_checkpoint, require_beir_vectors
 
 SETS = ("scifact", "nfcorpus")
 ZERO_LABEL_GAIN = 1.0326  # the research note's claimed +3.26%, earned over vanilla dense without labels
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 @pytest.fixture(scope="module")
@@ -51,16 +50,12 @@ def test_default_hybrid_beats_vanilla_dense_without_labels(vanilla_dense, tmp_pa
     assert not below, f"default hybrid below vanilla dense on {below}"
 
 
-def test_indomain_hybrid_at_least_indomain_dense(mpnet, full_mode, tmp_path):
-    from benchmarks import indomain
+def test_indomain_hybrid_at_least_indomain_dense(indomain_scifact):
     from jepa_rag import JEPAEncoder, fusion_of
     from jepa_rag.evaluate import evaluate_beir
 
-    require_beir_vectors(mpnet, "scifact", full_mode)
-    chosen = json.loads((RESULTS / "indomain.json").read_text())["datasets"]["scifact"]["chosen"]
-    res = indomain._train("scifact", 0, indomain.CANDIDATES["scifact"][chosen], tmp_path / "runs", chosen)
-    enc = JEPAEncoder.from_pretrained(res.checkpoint, precision="fp32")
-    fusion = fusion_of(res.checkpoint)
+    enc = JEPAEncoder.from_pretrained(indomain_scifact.checkpoint, precision="fp32")
+    fusion = fusion_of(indomain_scifact.checkpoint)
     dense = evaluate_beir(enc, "scifact")["metrics"]["ndcg@10"]
     hybrid = evaluate_beir(enc, "scifact", retriever="hybrid")["metrics"]["ndcg@10"]
     assert hybrid >= dense, f"in-domain SciFact: hybrid {hybrid:.4f} ({fusion}) < dense {dense:.4f}"

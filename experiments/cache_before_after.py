@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.report import cpu_model
+from benchmarks._support import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 

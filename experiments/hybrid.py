@@ -7,7 +7,7 @@
    ``qrels/train.tsv`` and NFCorpus ``qrels/dev.tsv``, mean NDCG@10 — over :data:`jepa_rag.retriever.DEV_GRID`, and
    written into ``jepa_rag/checkpoints/default/adapter_config.json`` (section ``retrieval``; the weights are not
    touched). The report reads the stored choice back.
-2. In-domain checkpoints (``train/configs/indomain.yaml``, the recipe ``benchmarks.indomain`` chose per set, 3 seeds)
+2. In-domain checkpoints (``train/configs/indomain.yaml``, the recipe ``experiments/candidates/indomain.yaml`` chose per set, 3 seeds)
    choose their own fusion on their own dev split while training; runs under ``runs/indomain`` are reused.
 3. Test (BEIR test splits, evaluated once): dense, BM25, the best blend on dev, RRF (k = 60), and the fusion each
    checkpoint stores, for vanilla all-mpnet-base-v2, the default checkpoint and the in-domain heads; paired tests
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.report import cpu_model
+from benchmarks._support import cpu_model
 from jepa_rag import Fusion, JEPAEncoder, LexicalIndex, paired_test
 from jepa_rag.data import beir_folder, load_beir
 from jepa_rag.encoder import DEFAULT_CHECKPOINT
@@ -37,6 +37,7 @@ from jepa_rag.retriever import DevScores, choose_fusion
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
+CANDIDATES = ROOT / "experiments" / "candidates" / "indomain.yaml"  # the in-domain recipes, chosen on dev
 SETS = ("scifact", "nfcorpus")
 DEV_SPLITS = {"scifact": "train", "nfcorpus": "dev"}  # the dev judgments of each set (SciFact has no dev split)
 VANILLA_DENSE = {"scifact": 0.6557, "nfcorpus": 0.3328}
@@ -45,11 +46,13 @@ RRF = Fusion(method="rrf")
 
 
 def indomain_checkpoints(ds: str, seeds: list[int], runs: Path) -> list[Path]:
-    """The in-domain checkpoints of ``ds`` for ``seeds``: the recipe benchmarks.indomain chose on dev (trained now, or
+    """The in-domain checkpoints of ``ds`` for ``seeds``: the recipe experiments/candidates/indomain.yaml chose on dev (trained now, or
     reused when a finished run with the same config is there)."""
-    from benchmarks import indomain
+    from experiments.run import load_candidates, train_recipe
 
-    chosen = json.loads((RESULTS / "indomain.json").read_text())["datasets"][ds]["chosen"]
+    saved = json.loads((RESULTS / "indomain.json").read_text())
+    chosen = saved["groups"][ds]["chosen"] if "groups" in saved else saved["datasets"][ds]["chosen"]
+    recipe = next(r for r in load_candidates(CANDIDATES).recipes if r.group == ds and r.name == chosen)
     out = []
     for s in seeds:
         ckpt = runs / ds / chosen / f"seed{s}" / "checkpoint"
@@ -57,7 +60,7 @@ def indomain_checkpoints(ds: str, seeds: list[int], runs: Path) -> list[Path]:
             done = "candidate_dev_curve" in json.loads((ckpt / "adapter_config.json").read_text())["retrieval"]
         except (OSError, ValueError, KeyError):
             done = False
-        out.append(ckpt if done else Path(indomain._train(ds, s, indomain.CANDIDATES[ds][chosen], runs, chosen).checkpoint))
+        out.append(ckpt if done else train_recipe(recipe, s, ckpt.parent)[0])
     return out
 
 
@@ -303,7 +306,7 @@ def write_report(res: dict, out_dir: Path = RESULTS) -> None:
         L.append(f"| {c['candidate_lexical_weight']:g} | {c['mean']:.4f} ({a:.4f} / {b:.4f}) |")
     L += ["", "## 2. Test (BEIR test splits, evaluated once)", "",
           "NDCG@10, mean ± std over seeds where training is involved (in-domain: `train/configs/indomain.yaml`, the "
-          "recipe `benchmarks/indomain.py` chose on dev per set; each seed's checkpoint chose its own fusion on its own "
+          "recipe `experiments/candidates/indomain.yaml` chose on dev per set; each seed's checkpoint chose its own fusion on its own "
           "dev split: SciFact 10% of the training queries, NFCorpus `qrels/dev.tsv`). p = paired t-test over per-query "
           "NDCG@10 (mean over seeds) against vanilla MPNet dense on the same set.", ""]
     for ds in SETS:

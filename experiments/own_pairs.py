@@ -30,7 +30,7 @@ import numpy as np
 from jepa_rag import JEPAEncoder, load_checkpoint, paired_test
 from jepa_rag.data import beir_folder, doc_text, load_beir
 from jepa_rag.evaluate import evaluate_beir
-from benchmarks.report import cpu_model
+from benchmarks._support import cpu_model
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"

@@ -1,6 +1,8 @@
-"""Write ``benchmarks/results/REPORT.md`` (+ ``speed.png``, ``variants.png``) from the JSON files in that folder.
+"""Write ``REPORT.md`` (+ ``speed.png``, ``variants.png``) from the results JSON files in a folder.
 
-    python -m benchmarks.report          # what ``pytest benchmarks/`` does at the end of every session
+    python -m experiments.report                      # benchmarks/results/REPORT.md (``make report`` runs the
+                                                      # benchmarks into benchmarks/results first)
+    python -m experiments.report runs/benchmarks      # the report of a plain ``pytest benchmarks`` run
 
 Only numbers found in those JSON files appear in the report; each JSON was written by committed code, whose
 command the report names next to its table. A missing file leaves its section out (with a line saying so).
@@ -8,65 +10,18 @@ command the report names next to its table. A missing file leaves its section ou
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import json
-import os
-import platform
-import sys
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from benchmarks._support import RESULTS, machine_info
+from experiments.table import render_tables
+
 BENCH_CMD = "HF_HUB_OFFLINE=1 python -m pytest -q benchmarks -p no:cacheprovider"
 
 
 # --------------------------------------------------------------------------------------------- machine
-def cpu_model() -> str:
-    """The CPU's model name, cores and native bf16 flags (every speed number says which CPU it was measured on)."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or platform.machine() or "unknown"
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
-                platform.processor() or "unknown")
-    extra = [f for f in ("avx512_bf16", "amx_bf16") if f in info]
-    return f"{name} ({os.cpu_count()} cores{', ' + ', '.join(extra) if extra else ''})"
-
-
-def _version(module: str) -> str:
-    try:
-        from importlib.metadata import version
-
-        return version(module)
-    except Exception:  # noqa: BLE001 - a missing package is reported as such
-        return "not installed"
-
-
-def machine_info() -> dict:
-    """The facts a timing depends on: CPUs, torch threads, Python and library versions."""
-    info = {
-        "cpus": os.cpu_count(),
-        "cpu_model": cpu_model(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": _version("torch"),
-        "sentence-transformers": _version("sentence-transformers"),
-        "transformers": _version("transformers"),
-        "chromadb": _version("chromadb"),
-        "numpy": _version("numpy"),
-        "onnxruntime": _version("onnxruntime"),
-        "onnx": _version("onnx"),
-    }
-    try:
-        info["load_avg_1min"] = round(os.getloadavg()[0], 2)  # > cpus means another job shared the machine
-    except OSError:
-        pass
-    if "torch" in sys.modules:
-        import torch
-
-        info["torch_threads"] = torch.get_num_threads()
-    return info
-
-
 def _machine_line(m: dict | None) -> str:
     if not m:
         return "machine not recorded"
@@ -294,17 +249,35 @@ def _session(res: Path) -> list[str]:
     return out + [""]
 
 
+LAB = "see `experiments/README.md`"  # where the lab's commands are documented
+
+
+def _generic(title: str, data: dict, name: str, command: str) -> list[str]:
+    """A section for a summary written by ``python -m experiments.table ... --json`` (the lab's generic shape)."""
+    return [title, "", f"Command: `{command}`, then `python -m experiments.table runs/experiments/{name}.jsonl --out "
+            f"benchmarks/results/{name}.md --json benchmarks/results/{name}.json` (seeds {data.get('seeds')}). "
+            "Mean ± std over seeds; (p) = paired t-test vs vanilla; [dev] splits chose, [test] splits did not.", "",
+            *render_tables(data, heading="###")]
+
+
+def _legacy_command(cmd: str) -> str:
+    return f"(before the lab moved to `experiments/`; {LAB}) `{cmd}`"
+
+
 def _seed(res: Path) -> list[str]:
     s, quick = _load(res / "seed_reproduction.json"), _load(res / "seed_reproduction_quick.json")
-    out = ["## Variants of the research note (seed reproduction)", ""]
+    title = "## Variants of the research note (seed reproduction)"
+    out = [title, ""]
     if not s and not quick:
-        return out + ["No `seed_reproduction.json`: run `python -m benchmarks.seed_reproduction`.", ""]
-    if s:
+        return out + ["No `seed_reproduction.json`: run `make seed-reproduction`.", ""]
+    if s and "groups" in s:
+        out = _generic(title, s, "seed_reproduction",
+                       "python -m experiments.run experiments/candidates/seed_reproduction.yaml")
+    elif s:
         seeds = s["seeds"]
-        cmd = s.get("command") or ("python -m benchmarks.seed_reproduction"
-                                   + ("" if seeds == [0, 1, 2] else " --seeds " + " ".join(map(str, seeds))))
         v = s["vanilla"]
-        out += [f"Command: `{cmd}` ({len(seeds)} seed(s), {s.get('seconds')} s; full table in `seed_reproduction.md`). "
+        out += [f"Command {_legacy_command(s.get('command') or 'python -m benchmarks.seed_reproduction')} "
+                f"({len(seeds)} seed(s), {s.get('seconds')} s; full table in `seed_reproduction.md`). "
                 "Standard protocol NDCG@10, mean ± std over seeds; p = paired t-test vs vanilla. Plot: `variants.png` "
                 "(error bars: std over seeds).", "",
                 "| variant | SciFact | p | NFCorpus | p |", "|---|---|---|---|---|",
@@ -314,29 +287,44 @@ def _seed(res: Path) -> list[str]:
                        f"{mean_std(e['nfcorpus']['standard_protocol'])} | {_p(e['nfcorpus']['paired_vs_vanilla']['p_ttest'])} |")
         out.append("")
     if quick:
-        ref = (s or {}).get("variants", {})
         out += [f"Quick form, regenerated by every `pytest benchmarks` run: `{quick.get('command')}` (seed "
-                f"{quick['seeds']}, {quick.get('seconds')} s; table in `seed_reproduction_quick.md`). Standard protocol "
-                "NDCG@10; \"seed 0 before\" is the same seed in the committed 3-seed run (the benchmark fails if they "
-                "differ by more than 0.01).", "",
+                f"{quick['seeds']}, {quick.get('seconds')} s). Standard protocol NDCG@10; \"seed 0 before\" is the same "
+                "seed in the committed 3-seed run (the benchmark fails if they differ by more than 0.01).", "",
                 "| variant | SciFact | seed 0 before | NFCorpus | seed 0 before |", "|---|---|---|---|---|"]
         for name, e in quick["variants"].items():
-            before = {ds: (ref[name][ds]["standard_protocol"][0] if name in ref else None) for ds in ("scifact", "nfcorpus")}
+            before = {ds: seed0_before(s, name, ds) for ds in ("scifact", "nfcorpus")}
             out.append(f"| {name} | {_f(e['scifact']['standard_protocol'][0])} | {_f(before['scifact'])} | "
                        f"{_f(e['nfcorpus']['standard_protocol'][0])} | {_f(before['nfcorpus'])} |")
         out.append("")
     return out
 
 
+def seed0_before(s: dict | None, variant: str, ds: str) -> float | None:
+    """Seed 0's standard-protocol NDCG@10 of ``variant`` on ``ds`` in a seed-reproduction JSON (either shape)."""
+    if not s:
+        return None
+    if "groups" in s:
+        x = s["groups"].get("default", {}).get("recipes", {}).get(variant, {}).get("splits", {}).get(f"{ds}/test", {})
+        x = x.get("standard")
+        return x["values"][x["seeds"].index(0)] if x and 0 in x["seeds"] else None
+    if s.get("seeds", [])[:1] != [0] or variant not in s.get("variants", {}):
+        return None
+    return s["variants"][variant][ds]["standard_protocol"][0]
+
+
 def _recipes(res: Path) -> list[str]:
     r = _load(res / "recipes.json")
+    title = "## Recipes for the default checkpoint"
     if not r:
-        return ["## Recipes for the default checkpoint", "", "No `recipes.json`: run `python -m benchmarks.recipes --ship`.", ""]
+        return [title, "", "No `recipes.json`: run `python -m experiments.run experiments/candidates/recipes.yaml` "
+                f"({LAB}).", ""]
+    if "groups" in r:
+        return _generic(title, r, "recipes", "python -m experiments.run experiments/candidates/recipes.yaml")
     cols = [c for c in ("scifact/test", "nfcorpus/test", "scifact/train", "nfcorpus/dev") if c in r["vanilla"]]
-    out = ["## Recipes for the default checkpoint", "",
-           f"Command: `python -m benchmarks.recipes --ship` ({len(r['seeds'])} seeds, {r.get('seconds')} s; full table in "
-           "`recipes.md`). Chosen on dev (scifact/train, nfcorpus/dev) only; test columns reported once. NDCG@10 mean ± "
-           "std over seeds (p vs vanilla). Plotted in `variants.png`.", "",
+    out = [title, "",
+           f"Command {_legacy_command('python -m benchmarks.recipes --ship')} ({len(r['seeds'])} seeds, "
+           f"{r.get('seconds')} s; full table in `recipes.md`). Chosen on dev (scifact/train, nfcorpus/dev) only; test "
+           "columns reported once. NDCG@10 mean ± std over seeds (p vs vanilla). Plotted in `variants.png`.", "",
            "| recipe | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|",
            "| vanilla all-mpnet-base-v2 | " + " | ".join(f"{r['vanilla'][c]['ndcg@10']:.4f}" for c in cols) + " |"]
     for name, c in r["candidates"].items():
@@ -350,20 +338,24 @@ def _indomain(res: Path) -> list[str]:
     r, quick = _load(res / "indomain.json"), _load(res / "indomain_quick.json")
     if not r and not quick:
         return []
-    out = ["## In-domain adaptation", ""]
+    title = "## In-domain adaptation"
+    out = [title, ""]
     rows = []
-    if r:
-        out.append(f"- 3-seed table: `python -m benchmarks.indomain` ({len(r.get('seeds', []))} seeds, {r.get('seconds')} s; "
-                   "details and one command per seed in `indomain.md`).")
+    if r and "groups" in r:
+        out = _generic(title, r, "indomain", "python -m experiments.run experiments/candidates/indomain.yaml")
+    elif r:
+        out.append(f"- 3-seed table {_legacy_command('python -m benchmarks.indomain')} ({len(r.get('seeds', []))} "
+                   f"seeds, {r.get('seconds')} s; details and one command per seed in `indomain.md`).")
         rows += [(f"{ds} ({len(e['ndcg@10'])} seeds)", e) for ds, e in r.get("datasets", {}).items()]
     if quick:
         out.append(f"- Quick form (seed {quick.get('seeds')}), regenerated by every `pytest benchmarks` run: "
                    f"`{quick.get('command')}` ({quick.get('seconds')} s; measured {quick.get('when', '?')}); fails below "
                    "the target or when not significantly above vanilla.")
         rows += [(f"{ds} (quick, seed {quick.get('seeds')})", e) for ds, e in quick.get("datasets", {}).items()]
-    out += ["", "Heads trained on each set's own train judgments; recipe and epoch chosen on dev only (SciFact: 10% of "
-            "its training queries; NFCorpus: its own `qrels/dev.tsv`); BEIR test split, standard protocol.", "",
-            "| data set | vanilla | in-domain heads | Δ | p | target |", "|---|---|---|---|---|---|"]
+    if rows:
+        out += ["", "Heads trained on each set's own train judgments; recipe and epoch chosen on dev only (SciFact: 10% "
+                "of its training queries; NFCorpus: its own `qrels/dev.tsv`); BEIR test split, standard protocol.", "",
+                "| data set | vanilla | in-domain heads | Δ | p | target |", "|---|---|---|---|---|---|"]
     for label, e in rows:
         m, _ = _mean_std(e["ndcg@10"])
         out.append(f"| {label} | {e['vanilla']:.4f} | {mean_std(e['ndcg@10'])} | {m - e['vanilla']:+.4f} | "
@@ -385,7 +377,21 @@ def _chroma_agreement(res: Path) -> list[str]:
             f"NDCG@10 difference {r['ndcg@10_diff']:+.4f} (the benchmark fails beyond ±0.005).", ""]
 
 
-KNOWN = {"quality_scifact.json", "quality_nfcorpus.json", "speed_encode_overhead.json", "speed_training.json",
+LAB_REPORTS = {"hybrid.json": ("hybrid.md", "python -m experiments.hybrid"),
+               "hybrid_serving.json": (None, "python -m experiments.hybrid_serving"),
+               "own_pairs.json": ("own_pairs.md", "python -m experiments.own_pairs"),
+               "cache.json": ("cache.md", "python -m experiments.cache_before_after")}
+
+
+def _lab(res: Path) -> list[str]:
+    found = [(name, md, cmd) for name, (md, cmd) in LAB_REPORTS.items() if (res / name).is_file()]
+    if not found:
+        return []
+    return ["## Lab reports", "", f"Written by the lab in `experiments/` ({LAB}), not by the benchmarks:", "",
+            *(f"- `{md or name}`: `{cmd}`" for name, md, cmd in found), ""]
+
+
+KNOWN = {*LAB_REPORTS, "quality_scifact.json", "quality_nfcorpus.json", "speed_encode_overhead.json", "speed_training.json",
          "speed_chroma.json", "speed_cpu_fast_path.json", "speed_cpu_fast_path_ndcg.json", "pytest_benchmarks.json",
          "seed_reproduction.json", "seed_reproduction_quick.json", "recipes.json", "indomain.json",
          "indomain_quick.json", "chroma_agreement.json"}
@@ -492,12 +498,21 @@ def _plot_variants(res: Path) -> bool:
 
     rows: list[tuple[str, float, float, float, float]] = []  # label, sf mean, sf std, nf mean, nf std
     vanilla = None
-    if s:
+    for prefix, summary in (("seed", s), ("recipe", r)):
+        if summary and "groups" in summary:  # the lab's generic summary: its test splits, standard protocol
+            vanilla = vanilla or tuple(summary["vanilla"][f"{ds}/test"]["standard"]["ndcg@10"]
+                                       for ds in ("scifact", "nfcorpus"))
+            for g in summary["groups"].values():
+                for name, e in g["recipes"].items():
+                    mark = " (chosen)" if name == g.get("chosen") else ""
+                    rows.append((f"{prefix}: {name}{mark}", *(x for ds in ("scifact", "nfcorpus") for x in
+                                                              _mean_std(e["splits"][f"{ds}/test"]["standard"]["values"]))))
+    if s and "groups" not in s:
         vanilla = (s["vanilla"]["scifact"]["ndcg@10"], s["vanilla"]["nfcorpus"]["ndcg@10"])
         for name, e in s["variants"].items():
             rows.append((f"seed: {name}", *_mean_std(e["scifact"]["standard_protocol"]),
                          *_mean_std(e["nfcorpus"]["standard_protocol"])))
-    if r and "scifact/test" in r["vanilla"]:
+    if r and "groups" not in r and "scifact/test" in r["vanilla"]:
         vanilla = vanilla or (r["vanilla"]["scifact/test"]["ndcg@10"], r["vanilla"]["nfcorpus/test"]["ndcg@10"])
         for name, c in r["candidates"].items():
             mark = " (chosen)" if name == r.get("chosen") else ""
@@ -536,13 +551,15 @@ def write_report(res: Path = RESULTS) -> Path:
                 plots.append(name)
         except ImportError:
             pass  # matplotlib missing: the tables still get written
+        except (KeyError, TypeError, ValueError) as exc:  # a plot must not cost the tables
+            print(f"{name} not drawn: its JSON has an unexpected shape: {exc!r}")
     m = machine_info()
     lines = [
         "# jepa-rag benchmark report",
         "",
-        f"Written by `{BENCH_CMD}` (the `pytest_sessionfinish` hook in `benchmarks/conftest.py`; also "
-        f"`python -m benchmarks.report`) on {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}, from the JSON files in "
-        "`benchmarks/results/`. Every number below was measured by committed code; each section names its command. "
+        f"Written by `python -m experiments.report` (`make report` first runs `{BENCH_CMD}` with "
+        f"`JEPA_RAG_BENCH_OUT=benchmarks/results`) on {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}, from the JSON "
+        f"files in `{_shown(res)}/`. Every number below was measured by committed code; each section names its command. "
         "Sections whose JSON is missing are left out or say so. `--full` re-encodes with the real model instead of "
         "importing the precomputed base vectors.",
         "",
@@ -557,7 +574,7 @@ def write_report(res: Path = RESULTS) -> Path:
     ]
     if plots:
         lines += ["Plots: " + ", ".join(f"![{p}]({p})" for p in plots), ""]
-    for section in (_quality, _speed, _chroma_agreement, _session, _seed, _recipes, _indomain, _others):
+    for section in (_quality, _speed, _chroma_agreement, _session, _seed, _recipes, _indomain, _lab, _others):
         try:
             lines += section(res)
         except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
@@ -567,5 +584,19 @@ def write_report(res: Path = RESULTS) -> Path:
     return path
 
 
+def _shown(path: Path) -> str:
+    try:
+        return path.resolve().relative_to(RESULTS.parent.parent).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("folder", type=Path, nargs="?", default=RESULTS,
+                   help="the results folder (default benchmarks/results; runs/benchmarks after a plain benchmark run)")
+    print(write_report(p.parse_args().folder))
+
+
 if __name__ == "__main__":
-    print(write_report())
+    main()
