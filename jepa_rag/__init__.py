@@ -45,7 +45,7 @@ from .errors import (
     ModelNotFoundError,
 )
 from .fusion import Fusion, fusion_of
-from .heads import Predictor, ProjectionHead
+from .heads import JEPAHeads, Predictor, ProjectionHead
 from .lexical import LexicalIndex
 from .metrics import evaluate_run, exact_search, paired_test
 from .retriever import HybridRetriever
@@ -71,6 +71,7 @@ __all__ = [
     "IntegrityError",
     "InvalidInputError",
     "JEPAEncoder",
+    "JEPAHeads",
     "JEPARagError",
     "LexicalIndex",
     "LexicalIndexError",

@@ -129,18 +129,31 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    """Loss = λ_c·contrastive + λ_i·isotropy + λ_p·predictive + λ_v·variance (terms with λ = 0 are skipped)."""
+    """Loss = λ_c·contrastive + λ_i·isotropy + λ_p·predictive + λ_v·variance (terms with λ = 0 are skipped).
 
-    contrastive: Literal["triplet", "infonce", "multi_positive_infonce"] = "infonce"
+    ``contrastive``, ``isotropy`` and ``predictive`` name losses in :data:`jepa_rag.losses.LOSSES` (``triplet``,
+    ``infonce``, ``multi_positive_infonce``; ``covariance``, ``sigreg``, ``uniformity`` or ``none``; ``mse``,
+    ``cosine``), so a loss registered there can be named here.
+    """
+
+    contrastive: str = "infonce"
     lambda_contrastive: float = 1.0
     margin: float = 0.1
     temperature: float = 0.05
-    isotropy: Literal["covariance", "sigreg", "uniformity", "none"] = "none"
+    isotropy: str = "none"
     lambda_isotropy: float = 0.0
-    predictive: Literal["mse", "cosine"] = "mse"
+    predictive: str = "mse"
     lambda_predictive: float = 0.0
     lambda_variance: float = 0.0
     target_std: float = 1.0
+
+    def validate(self) -> None:
+        from .losses import NO_LOSS, get_loss  # local: importing the config module stays free of torch
+
+        get_loss("contrastive", self.contrastive)
+        if self.isotropy != NO_LOSS:
+            get_loss("isotropy", self.isotropy)
+        get_loss("predictive", self.predictive)
 
 
 @dataclass(frozen=True)
@@ -192,6 +205,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         self.model.validate()
+        self.loss.validate()
         if self.optim.epochs < 1:
             raise ConfigError(f"optim.epochs must be ≥ 1, got {self.optim.epochs}")
         if self.optim.batch_size < 2:

@@ -1,8 +1,10 @@
-"""The JEPA encoder: frozen base model + projection head (+ predictor for queries), with the BEIR contract.
+"""The JEPA encoder: frozen base model + :class:`JEPAHeads` (projection, + predictor for queries), with the BEIR
+contract.
 
 ``encode_queries(list[str])`` and ``encode_corpus(list[dict | str])`` are all BEIR (and our integrations) need.
 Documents take the document route (projection); queries take the projection, or projection → predictor when the
-checkpoint's ``query_route`` says so. Base-model outputs go through the on-disk :class:`EmbeddingCache`.
+checkpoint's ``query_route`` says so (see :class:`JEPAHeads`). Base-model outputs go through the on-disk
+:class:`EmbeddingCache`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
@@ -26,7 +27,7 @@ from .checkpoint import Checkpoint, load_checkpoint
 from .config import DEFAULT_BASE_MODEL, ModelConfig
 from .data import doc_text
 from .errors import CheckpointError, ConfigError, InvalidInputError
-from .heads import Predictor, ProjectionHead
+from .heads import CHUNK, JEPAHeads, Predictor, ProjectionHead, Route, check_base_dim
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "default"
 VANILLA_NAMES = (None, "none", "vanilla")
@@ -34,7 +35,6 @@ VANILLA_NAMES = (None, "none", "vanilla")
 # autocast (see from_pretrained)
 PRECISIONS = ("auto", "fp32", "bf16")
 QUERY_CACHE_SIZE = 4096
-Route = Literal["query", "document"]
 log = logging.getLogger("jepa_rag")
 _warned_slow_bf16 = False
 
@@ -164,7 +164,6 @@ class JEPAEncoder:
         self._query_lru = _VectorLRU(query_cache_size)
         self.truncated_texts = 0
         self._warned_truncation = False
-        self.config = config
         self.fingerprint = fingerprint
         self.base_folder = Path(base_folder)
         self.device = device or "cpu"
@@ -175,20 +174,13 @@ class JEPAEncoder:
         self._base = None
         self._load_lock = threading.Lock()
         self._encode_lock = threading.Lock()
-        self.projection: ProjectionHead | None = None
-        self.predictor: Predictor | None = None
-        if config is not None and config.projection.in_dim != fingerprint.dim:
-            raise ConfigError(
-                f"model.projection.in_dim is {config.projection.in_dim}, but the base model {fingerprint.model_id} "
-                f"gives {fingerprint.dim}-d vectors; set the heads' dimensions for this base model "
-                f"(e.g. model.projection={{in_dim: {fingerprint.dim}, out_dim: {fingerprint.dim}}})")
+        self.jepa_heads: JEPAHeads | None = None
         if config is not None:
-            self.projection = ProjectionHead(config.projection)
-            self.predictor = Predictor(config.predictor) if config.predictor is not None else None
+            check_base_dim(config, fingerprint.dim, fingerprint.model_id)
+            self.jepa_heads = JEPAHeads(config)
             if state_dict is not None:
-                self.load_head_state(state_dict)
-            for head in self.heads():
-                head.to(self.device).eval()
+                self.jepa_heads.load_weights(state_dict)
+            self.jepa_heads.to(self.device).eval()
 
     # ------------------------------------------------------------------------------------------ construction
     @classmethod
@@ -248,33 +240,32 @@ class JEPAEncoder:
             query_cache_size=query_cache_size,
         )
 
+    # the heads' parts, for code written against the encoder before JEPAHeads held them
+    @property
+    def projection(self) -> ProjectionHead | None:
+        return self.jepa_heads.projection if self.jepa_heads is not None else None
+
+    @property
+    def predictor(self) -> Predictor | None:
+        return self.jepa_heads.predictor if self.jepa_heads is not None else None
+
     def heads(self) -> list[torch.nn.Module]:
         return [h for h in (self.projection, self.predictor) if h is not None]
 
     def head_state_dict(self) -> dict[str, torch.Tensor]:
-        out = {}
-        for prefix, head in (("projection", self.projection), ("predictor", self.predictor)):
-            if head is not None:
-                out.update({f"{prefix}.{k}": v for k, v in head.state_dict().items()})
-        return out
+        """The heads' tensors under their checkpoint keys (empty for the vanilla base model)."""
+        return self.jepa_heads.state_dict() if self.jepa_heads is not None else {}
 
     def load_head_state(self, state: dict[str, torch.Tensor]) -> None:
-        for prefix, head in (("projection", self.projection), ("predictor", self.predictor)):
-            if head is None:
-                continue
-            sub = {k[len(prefix) + 1:]: v for k, v in state.items() if k.startswith(prefix + ".")}
-            expected = head.state_dict()
-            if set(sub) != set(expected):
-                raise CheckpointError(
-                    f"{prefix} head: weights {sorted(sub)} do not match the config's layers {sorted(expected)}")
-            for k, v in sub.items():
-                if v.shape != expected[k].shape:
-                    raise CheckpointError(
-                        f"{prefix}.{k}: shape {tuple(v.shape)} does not match the config's {tuple(expected[k].shape)} "
-                        "(dimension mismatch)")
-            head.load_state_dict(sub)
+        if self.jepa_heads is not None:
+            self.jepa_heads.load_weights(state)
 
     # ------------------------------------------------------------------------------------------ properties
+    @property
+    def config(self) -> ModelConfig | None:
+        """The checkpoint's model config (the heads'), ``None`` for the vanilla base model."""
+        return self.jepa_heads.config if self.jepa_heads is not None else None
+
     @property
     def dim(self) -> int:
         return self.config.dim if self.config is not None else self.fingerprint.dim
@@ -386,25 +377,19 @@ class JEPAEncoder:
 
     @torch.no_grad()
     def apply_heads(self, x: np.ndarray | torch.Tensor, route: Route) -> np.ndarray:
-        """Map base vectors to retrieval vectors along the query or document route."""
+        """Map base vectors to retrieval vectors along the query or document route (see :meth:`JEPAHeads.encode`)."""
         if route not in ("query", "document"):
             raise InvalidInputError(f"route must be 'query' or 'document', got {route!r}")
         t = torch.as_tensor(np.asarray(x, dtype=np.float32))
         if t.ndim != 2 or t.shape[1] != self.fingerprint.dim:
             raise InvalidInputError(f"expected base vectors of shape (N, {self.fingerprint.dim}), got {tuple(t.shape)}")
-        outs = []
-        for start in range(0, len(t), 8192):
-            z = t[start:start + 8192].to(self.device)
-            if self.projection is not None:
-                z = self.projection(z)
-                if route == "query" and self.query_route == "predictor":
-                    z = self.predictor(z)
-            if self.normalize:
-                z = F.normalize(z, dim=-1)
-            outs.append(z.cpu())
-        out = torch.cat(outs).numpy() if outs else np.zeros((0, self.dim), np.float32)
+        if self.jepa_heads is not None:
+            return self.jepa_heads.encode(t, route)
+        # the vanilla base model: its own vectors, normalised
+        chunks = [F.normalize(t[i:i + CHUNK].to(self.device), dim=-1).cpu() for i in range(0, len(t), CHUNK)]
+        out = torch.cat(chunks).numpy() if chunks else np.zeros((0, self.dim), np.float32)
         if not np.isfinite(out).all():
-            raise InvalidInputError("the heads produced non-finite vectors (NaN/inf): the checkpoint is broken")
+            raise InvalidInputError("the base vectors hold non-finite values (NaN/inf)")
         return out
 
     def encode_queries(self, queries: Sequence[str], batch_size: int | None = None,

@@ -191,3 +191,55 @@ def test_multi_positive_info_nce_pulls_the_other_positive():
     # descending the loss moves document 1 towards the query direction (1, 0): its cosine to q rises
     step = torch.tensor([0.6, 0.8]) - 0.1 * grads["multi"]
     assert torch.nn.functional.cosine_similarity(step, q[0], dim=0) > 0.6
+
+
+# ------------------------------------------------------------------------------------------------ the registry
+def test_the_config_names_the_registered_losses():
+    from jepa_rag.config import LossConfig
+
+    assert losses.get_loss("contrastive", "infonce") is losses.InfoNCELoss
+    assert losses.get_loss("contrastive", "multi_positive_infonce") is losses.MultiPositiveInfoNCELoss
+    assert losses.get_loss("contrastive", "triplet") is losses.TripletLoss
+    assert sorted(losses.LOSSES["isotropy"]) == ["covariance", "sigreg", "uniformity"]
+    assert sorted(losses.LOSSES["predictive"]) == ["cosine", "mse"]
+    # each class reads its hyperparameters from the config and calls its loss function on embeddings
+    cfg = LossConfig(margin=0.5, temperature=0.5, predictive="cosine")
+    q = torch.tensor([[0.0, 0.0], [0.0, 0.0]])
+    pos, neg = torch.tensor([[3.0, 4.0], [1.0, 0.0]]), torch.tensor([[0.0, 1.0], [0.0, 2.0]])
+    expected = losses.triplet_loss(q, pos, neg, margin=0.5).item()
+    assert losses.TripletLoss(cfg)(q, pos, neg).item() == pytest.approx(expected)
+    a, b = torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([[1.0, 0.2], [0.1, 1.0]])
+    assert losses.InfoNCELoss(cfg)(a, b).item() == pytest.approx(losses.info_nce_loss(a, b, temperature=0.5).item())
+    assert losses.PredictiveLoss(cfg)(a, b).item() == pytest.approx(losses.predictive_loss(a, b, "cosine").item())
+
+
+def test_an_unknown_loss_name_is_a_config_error_listing_the_known_ones():
+    from jepa_rag import ConfigError, LossConfig, TrainConfig, load_train_config
+
+    with pytest.raises(ConfigError, match=r"loss.contrastive must be one of \['infonce', 'multi_positive_infonce', "
+                                          r"'triplet'\].*got 'info_nce'"):
+        losses.get_loss("contrastive", "info_nce")
+    with pytest.raises(ConfigError, match=r"loss.isotropy must be one of \['covariance', 'sigreg', 'uniformity', "
+                                          r"'none'\].*got 'vicreg'"):
+        TrainConfig(loss=LossConfig(isotropy="vicreg")).validate()
+    with pytest.raises(ConfigError, match=r"loss.predictive must be one of \['cosine', 'mse'\]"):
+        load_train_config(None, ["loss.predictive=l1"])
+
+
+def test_a_registered_loss_can_be_named_in_a_config(monkeypatch):
+    from jepa_rag import load_train_config
+
+    monkeypatch.setitem(losses.LOSSES, "isotropy", dict(losses.LOSSES["isotropy"]))
+
+    @losses.register_loss("isotropy", "norm")
+    class NormLoss:
+        def __init__(self, config):
+            pass
+
+        def __call__(self, z):
+            return z.norm(dim=-1).mean()
+
+    cfg = load_train_config(None, ["loss.isotropy=norm", "loss.lambda_isotropy=0.1"])
+    assert losses.get_loss("isotropy", cfg.loss.isotropy) is NormLoss
+    with pytest.raises(ValueError, match="unknown loss role"):
+        losses.register_loss("regulariser", "x")

@@ -226,9 +226,9 @@ def test_inconsistent_train_state_starts_over(tmp_path, minilm_dir):
     assert any("interrupted while saving" in m for m in logs), logs
 
 
-@pytest.mark.parametrize("contrastive, fn", [("infonce", "info_nce_loss"),
-                                             ("multi_positive_infonce", "multi_positive_info_nce_loss")])
-def test_capped_positives_are_still_masked_never_negatives(tmp_path, minilm_dir, monkeypatch, contrastive, fn):
+@pytest.mark.parametrize("contrastive, cls", [("infonce", "InfoNCELoss"),
+                                              ("multi_positive_infonce", "MultiPositiveInfoNCELoss")])
+def test_capped_positives_are_still_masked_never_negatives(tmp_path, minilm_dir, monkeypatch, contrastive, cls):
     """``data.max_positives_per_query=1``: q1 trains on one of its three positives, and the two dropped ones are
     marked as known positives in every batch (mining also skips them), never used as its negatives. The configured
     InfoNCE variant is the one called, and it gets that mask."""
@@ -241,13 +241,15 @@ def test_capped_positives_are_still_masked_never_negatives(tmp_path, minilm_dir,
     (folder / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\nq2\t8\t2\n")
     pool = list(DOCS)
     calls = []
-    real = getattr(loop.losses, fn)
+    real = loop.losses.LOSSES["contrastive"][contrastive]
+    assert real is getattr(loop.losses, cls)
 
-    def spy(*args, pos_ids, neg_ids, known_positive, **kw):
-        calls.append((pos_ids.numpy(), neg_ids.numpy(), known_positive.numpy()))
-        return real(*args, pos_ids=pos_ids, neg_ids=neg_ids, known_positive=known_positive, **kw)
+    class Spy(real):
+        def __call__(self, *args, pos_ids, neg_ids, known_positive, **kw):
+            calls.append((pos_ids.numpy(), neg_ids.numpy(), known_positive.numpy()))
+            return super().__call__(*args, pos_ids=pos_ids, neg_ids=neg_ids, known_positive=known_positive, **kw)
 
-    monkeypatch.setattr(loop.losses, fn, spy)
+    monkeypatch.setitem(loop.losses.LOSSES["contrastive"], contrastive, Spy)
     code = _train_toy_beir(folder, tmp_path / "out", minilm_dir, "optim.epochs=2", "optim.batch_size=4",
                            "data.dev_split=dev", "data.max_positives_per_query=1", "data.negatives_per_pair=2",
                            f"loss.contrastive={contrastive}")

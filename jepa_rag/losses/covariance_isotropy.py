@@ -1,4 +1,13 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import torch
+
+from .registry import register_loss
+
+if TYPE_CHECKING:
+    from ..config import LossConfig
 
 
 def covariance_isotropy(z: torch.Tensor) -> torch.Tensor:
@@ -18,3 +27,14 @@ def covariance_isotropy(z: torch.Tensor) -> torch.Tensor:
     cov = centered.T @ centered / (n - 1)
     s = z.var()
     return torch.linalg.matrix_norm(cov - s * torch.eye(d, device=z.device, dtype=z.dtype)) / d
+
+
+@register_loss("isotropy", "covariance")
+class CovarianceIsotropyLoss:
+    """``loss.isotropy: covariance``: :func:`covariance_isotropy`."""
+
+    def __init__(self, config: LossConfig):
+        pass
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        return covariance_isotropy(z)

@@ -1,7 +1,14 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
+
+from .registry import register_loss
+
+if TYPE_CHECKING:
+    from ..config import LossConfig
 
 
 def info_nce_loss(
@@ -77,3 +84,17 @@ def candidate_logits(
         others |= known_positive.to(torch.bool)
     others[diag, diag] = False  # each query's own positive is the target, not an "other" one
     return logits, others
+
+
+@register_loss("contrastive", "infonce")
+class InfoNCELoss:
+    """``loss.contrastive: infonce``: :func:`info_nce_loss` at ``loss.temperature``."""
+
+    def __init__(self, config: LossConfig):
+        self.temperature = config.temperature
+
+    def __call__(self, q: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor | None = None, *,
+                 pos_ids: torch.Tensor | None = None, neg_ids: torch.Tensor | None = None,
+                 known_positive: torch.Tensor | None = None) -> torch.Tensor:
+        return info_nce_loss(q, pos, neg, temperature=self.temperature, pos_ids=pos_ids, neg_ids=neg_ids,
+                             known_positive=known_positive)

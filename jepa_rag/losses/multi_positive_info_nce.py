@@ -1,9 +1,15 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 
 from .info_nce import candidate_logits
+from .registry import register_loss
+
+if TYPE_CHECKING:
+    from ..config import LossConfig
 
 
 def multi_positive_info_nce_loss(
@@ -37,3 +43,17 @@ def multi_positive_info_nce_loss(
     diag = torch.arange(q.shape[0], device=q.device)
     targets[diag, diag] = 1.0
     return F.cross_entropy(logits, targets / targets.sum(dim=1, keepdim=True))
+
+
+@register_loss("contrastive", "multi_positive_infonce")
+class MultiPositiveInfoNCELoss:
+    """``loss.contrastive: multi_positive_infonce``: :func:`multi_positive_info_nce_loss` at ``loss.temperature``."""
+
+    def __init__(self, config: LossConfig):
+        self.temperature = config.temperature
+
+    def __call__(self, q: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor | None = None, *,
+                 pos_ids: torch.Tensor | None = None, neg_ids: torch.Tensor | None = None,
+                 known_positive: torch.Tensor | None = None) -> torch.Tensor:
+        return multi_positive_info_nce_loss(q, pos, neg, temperature=self.temperature, pos_ids=pos_ids,
+                                            neg_ids=neg_ids, known_positive=known_positive)

@@ -1,7 +1,14 @@
-from typing import Literal
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
+
+from .registry import register_loss
+
+if TYPE_CHECKING:
+    from ..config import LossConfig
 
 
 def predictive_loss(
@@ -21,3 +28,15 @@ def predictive_loss(
     if kind == "cosine":
         return (1.0 - F.cosine_similarity(prediction, target, dim=-1)).mean()
     raise ValueError(f"predictive loss kind must be 'mse' or 'cosine', got {kind!r}")
+
+
+@register_loss("predictive", "mse")
+@register_loss("predictive", "cosine")
+class PredictiveLoss:
+    """``loss.predictive: mse`` or ``cosine``: :func:`predictive_loss` of that kind."""
+
+    def __init__(self, config: LossConfig):
+        self.kind = config.predictive
+
+    def __call__(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return predictive_loss(prediction, target, self.kind)

@@ -1,6 +1,13 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
+
+from .registry import register_loss
+
+if TYPE_CHECKING:
+    from ..config import LossConfig
 
 
 def sigreg_loss(
@@ -43,3 +50,14 @@ def sigreg_loss(
     weights[0] = weights[-1] = weights[0] / 2                  # trapezoid
     integral = 2.0 * (err * gauss) @ weights                   # even integrand: ∫_{-t}^{t} = 2∫_0^t
     return n * integral.mean()
+
+
+@register_loss("isotropy", "sigreg")
+class SIGRegLoss:
+    """``loss.isotropy: sigreg``: :func:`sigreg_loss` with its default slices, directions from torch's global RNG."""
+
+    def __init__(self, config: LossConfig):
+        pass
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        return sigreg_loss(z)

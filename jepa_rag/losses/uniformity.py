@@ -1,5 +1,14 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
+
+from .registry import register_loss
+
+if TYPE_CHECKING:
+    from ..config import LossConfig
 
 
 def uniformity_loss(z: torch.Tensor, t: float = 2.0) -> torch.Tensor:
@@ -13,3 +22,14 @@ def uniformity_loss(z: torch.Tensor, t: float = 2.0) -> torch.Tensor:
     z = F.normalize(z, dim=-1)
     sq = torch.pdist(z, p=2).pow(2)
     return torch.log(torch.exp(-t * sq).mean())
+
+
+@register_loss("isotropy", "uniformity")
+class UniformityLoss:
+    """``loss.isotropy: uniformity``: :func:`uniformity_loss` with its default t."""
+
+    def __init__(self, config: LossConfig):
+        pass
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        return uniformity_loss(z)
