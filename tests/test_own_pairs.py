@@ -243,13 +243,13 @@ def test_bundled_configs_by_name():
 
 
 def test_config_by_name_from_another_working_directory(tmp_path):
-    """Installed jepa-rag, run from a folder that has no train/configs: --config indomain still resolves (the
+    """Installed jepa-rag (`jepa-rag train`), run from a folder that has no train/configs: --config indomain still resolves (the
     command gets as far as validating the bundled config's values), and --help lists the bundled configs."""
     env = {**os.environ, "PYTHONPATH": ""}
-    run = subprocess.run([sys.executable, "-m", "train", "--help"], cwd=tmp_path, env=env, capture_output=True,
-                         text=True, timeout=120)
+    run = subprocess.run([sys.executable, "-m", "jepa_rag", "train", "--help"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and "indomain" in run.stdout and "own_pairs" in run.stdout
-    run = subprocess.run([sys.executable, "-m", "train", "--config", "indomain", "--set", "optim.epochs=0"],
+    run = subprocess.run([sys.executable, "-m", "jepa_rag", "train", "--config", "indomain", "--set", "optim.epochs=0"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "optim.epochs must be ≥ 1" in run.stderr, run.stderr
     assert not (tmp_path / "train").exists() and str(ROOT) != str(tmp_path)
