@@ -53,14 +53,14 @@ def test_broken_checkpoint_fails_the_gate(mpnet, tmp_path):
     """Heads with random weights must make the gate fail: the benchmark can catch a broken checkpoint."""
     import torch
 
-    from jepa_rag import Checkpoint, HeadConfig, ModelConfig, save_checkpoint
+    from jepa_rag import Checkpoint, HeadConfig, JEPAHeads, ModelConfig, save_checkpoint
 
     cfg = ModelConfig(projection=HeadConfig(768, 768), predictor=None, query_route="projection")
-    broken = JEPAEncoder(cfg, mpnet.fingerprint, mpnet.base_folder, use_cache=False)
+    broken = JEPAHeads(cfg)
     torch.manual_seed(0)
     with torch.no_grad():
         for p in broken.projection.parameters():
             p.normal_(0, 1.0)
-    save_checkpoint(Checkpoint(cfg, mpnet.fingerprint, broken.head_state_dict()), tmp_path / "broken")
+    save_checkpoint(Checkpoint(cfg, mpnet.fingerprint, broken.state_dict()), tmp_path / "broken")
     with pytest.raises(AssertionError, match="significantly below vanilla"):
         quality_gate(JEPAEncoder.from_pretrained(tmp_path / "broken", precision="fp32"), mpnet, "scifact")

@@ -28,7 +28,7 @@ from benchmarks._support import (
     require_beir_vectors,
     save_result,
 )
-from jepa_rag import JEPAEncoder, load_msmarco_pairs, load_train_config, losses
+from jepa_rag import JEPAEncoder, JEPAHeads, load_msmarco_pairs, load_train_config, losses
 from jepa_rag.precomputed import import_beir_embeddings, import_msmarco_embeddings
 
 CMD = "HF_HUB_OFFLINE=1 python -m pytest -q benchmarks/test_speed.py -p no:cacheprovider"
@@ -104,20 +104,18 @@ class _Heads:
     def __init__(self, cfg, mpnet):
         torch.manual_seed(cfg.seed)
         self.cfg = cfg
-        self.enc = JEPAEncoder(cfg.model, mpnet.fingerprint, mpnet.base_folder, use_cache=False)
-        for h in self.enc.heads():
-            h.train()
-        self.params = [p for h in self.enc.heads() for p in h.parameters()]
+        self.heads = JEPAHeads(cfg.model).train()
+        self.params = list(self.heads.parameters())
         o = cfg.optim
         self.opt = torch.optim.AdamW(self.params, lr=o.lr * o.warmup_start_factor, weight_decay=o.weight_decay)
 
     def step(self, x_q: torch.Tensor, x_p: torch.Tensor) -> float:
-        L, enc = self.cfg.loss, self.enc
+        L, heads = self.cfg.loss, self.heads
         x_n = x_p.roll(1, 0)  # negatives: the batch's other positives (no extra encoding on either side)
-        z_q = enc.projection(x_q)
-        pred = enc.predictor(z_q)
-        z_p = enc.projection(x_p)
-        z_n = enc.projection(x_n)
+        z_q = heads.projection(x_q)
+        pred = heads.predictor(z_q)
+        z_p = heads.projection(x_p)
+        z_n = heads.projection(x_n)
         loss = (L.lambda_contrastive * losses.triplet_loss(z_q, z_p, z_n, margin=L.margin)
                 + L.lambda_isotropy * losses.covariance_isotropy(torch.cat([z_q, z_p]))
                 + L.lambda_predictive * losses.predictive_loss(pred, z_p, L.predictive))

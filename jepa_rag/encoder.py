@@ -27,7 +27,7 @@ from .checkpoint import Checkpoint, load_checkpoint
 from .config import DEFAULT_BASE_MODEL, ModelConfig
 from .data import doc_text
 from .errors import CheckpointError, ConfigError, InvalidInputError
-from .heads import CHUNK, JEPAHeads, Predictor, ProjectionHead, Route, check_base_dim
+from .heads import CHUNK, JEPAHeads, Route, check_base_dim
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "default"
 VANILLA_NAMES = (None, "none", "vanilla")
@@ -241,25 +241,6 @@ class JEPAEncoder:
         )
 
     # the heads' parts, for code written against the encoder before JEPAHeads held them
-    @property
-    def projection(self) -> ProjectionHead | None:
-        return self.jepa_heads.projection if self.jepa_heads is not None else None
-
-    @property
-    def predictor(self) -> Predictor | None:
-        return self.jepa_heads.predictor if self.jepa_heads is not None else None
-
-    def heads(self) -> list[torch.nn.Module]:
-        return [h for h in (self.projection, self.predictor) if h is not None]
-
-    def head_state_dict(self) -> dict[str, torch.Tensor]:
-        """The heads' tensors under their checkpoint keys (empty for the vanilla base model)."""
-        return self.jepa_heads.state_dict() if self.jepa_heads is not None else {}
-
-    def load_head_state(self, state: dict[str, torch.Tensor]) -> None:
-        if self.jepa_heads is not None:
-            self.jepa_heads.load_weights(state)
-
     # ------------------------------------------------------------------------------------------ properties
     @property
     def config(self) -> ModelConfig | None:

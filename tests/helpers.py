@@ -65,18 +65,17 @@ def perturbed_checkpoint(path: Path, base_dir: Path, fingerprint, seed: int) -> 
     import torch
 
     from jepa_rag import Checkpoint, HeadConfig, ModelConfig, save_checkpoint
-    from jepa_rag.encoder import JEPAEncoder
+    from jepa_rag.heads import JEPAHeads
 
     d = fingerprint.dim
     cfg = ModelConfig(base_model=str(base_dir), projection=HeadConfig(d, d, residual=True),
                       predictor=HeadConfig(d, d, residual=True), query_route="predictor")
-    enc = JEPAEncoder(cfg, fingerprint, base_dir, use_cache=False)
+    heads = JEPAHeads(cfg)
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for head in enc.heads():
-            for p in head.parameters():
-                p.add_(0.02 * torch.randn(p.shape, generator=gen))
-    save_checkpoint(Checkpoint(cfg, fingerprint, enc.head_state_dict()), path)
+        for p in heads.parameters():
+            p.add_(0.02 * torch.randn(p.shape, generator=gen))
+    save_checkpoint(Checkpoint(cfg, fingerprint, heads.state_dict()), path)
     return path
 
 

@@ -9,6 +9,7 @@ from jepa_rag import (
     CheckpointError,
     HeadConfig,
     JEPAEncoder,
+    JEPAHeads,
     ModelConfig,
     load_checkpoint,
     save_checkpoint,
@@ -21,8 +22,7 @@ def _make(fp, base_model="some/model", dim=None, predictor=True):
     cfg = ModelConfig(base_model=base_model, projection=HeadConfig(fp.dim, d),
                       predictor=HeadConfig(d, d) if predictor else None,
                       query_route="predictor" if predictor else "projection")
-    enc = JEPAEncoder(cfg, fp, ".", use_cache=False)
-    return Checkpoint(cfg, fp, enc.head_state_dict(), training={"seed": 3}, metrics={"dev": {"ndcg@10": 0.5}})
+    return Checkpoint(cfg, fp, JEPAHeads(cfg).state_dict(), training={"seed": 3}, metrics={"dev": {"ndcg@10": 0.5}})
 
 
 def test_round_trip(tmp_path, minilm_fingerprint):

@@ -131,8 +131,6 @@ def test_the_encoder_delegates_to_its_jepa_heads(minilm_fingerprint):
     cfg = ModelConfig(projection=HeadConfig(d, d), predictor=HeadConfig(d, d), query_route="predictor")
     enc = JEPAEncoder(cfg, minilm_fingerprint, ".", use_cache=False)
     assert isinstance(enc.jepa_heads, JEPAHeads) and enc.config is enc.jepa_heads.config
-    assert enc.projection is enc.jepa_heads.projection and enc.predictor is enc.jepa_heads.predictor
     x = np.random.default_rng(0).normal(size=(3, d)).astype(np.float32)
     for route in ("query", "document"):
         np.testing.assert_array_equal(enc.apply_heads(x, route), enc.jepa_heads.encode(x, route))
-    assert list(enc.head_state_dict()) == list(enc.jepa_heads.state_dict())

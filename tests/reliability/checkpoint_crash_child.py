@@ -21,7 +21,7 @@ import torch
 
 from jepa_rag import Checkpoint, Fingerprint, HeadConfig, ModelConfig, save_checkpoint
 from jepa_rag import checkpoint as ckpt_mod
-from jepa_rag.encoder import JEPAEncoder
+from jepa_rag.heads import JEPAHeads
 
 FP = Fingerprint("toy/model", "ab" * 32, 128, True, 64)
 
@@ -31,8 +31,7 @@ def make(seed: int) -> Checkpoint:
     cfg = ModelConfig(base_model="toy/model", projection=HeadConfig(d, d), predictor=HeadConfig(d, d),
                       query_route="predictor")
     torch.manual_seed(seed)
-    enc = JEPAEncoder(cfg, FP, ".", use_cache=False)
-    return Checkpoint(cfg, FP, enc.head_state_dict(), training={"seed": seed})
+    return Checkpoint(cfg, FP, JEPAHeads(cfg).state_dict(), training={"seed": seed})
 
 
 def trace_save(ckpt: Checkpoint, path: Path, kill_at: int | None) -> int:
