@@ -73,7 +73,7 @@ def evaluate(checkpoint: str, ds: str) -> dict:
 
 def run_one(ds: str, size: str, seed: int, runs: Path, extra: list[str] = ()) -> dict:
     """Train with the CLI's defaults and evaluate on test (reused when done before)."""
-    from train.__main__ import main as train_main
+    from jepa_rag.train.__main__ import main as train_main
 
     out = runs / ds / f"n{size}_seed{seed}"
     done = out / "result.json"
