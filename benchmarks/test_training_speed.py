@@ -6,7 +6,7 @@ from pathlib import Path
 
 from jepa_rag import load_msmarco_pairs, load_train_config
 from jepa_rag.precomputed import import_msmarco_embeddings
-from train.loop import train
+from jepa_rag.train.loop import train
 
 CONFIG = Path(__file__).resolve().parent.parent / "train" / "configs" / "seed" / "jepa_10k_e2.yaml"
 

@@ -28,7 +28,7 @@ import json, sys, time
 import numpy as np
 from jepa_rag import EmbeddingCache, Fingerprint, JEPAEncoder, load_msmarco_pairs, load_train_config
 from jepa_rag.precomputed import import_msmarco_embeddings
-from train.loop import train
+from jepa_rag.train.loop import train
 
 out = {}
 fp = Fingerprint("bench/model", "ab" * 32, 384, True, 768)

@@ -11,8 +11,8 @@ import pytest
 from jepa_rag import DataFormatError, DataNotFoundError, load_checkpoint
 from jepa_rag.corpus import join_corpus, load_corpus
 from jepa_rag.data import load_pairs_jsonl
-from train.__main__ import bundled_configs, main as train_main, resolve_config
-from train.loop import train
+from jepa_rag.train.__main__ import bundled_configs, main as train_main, resolve_config
+from jepa_rag.train.loop import train
 
 from .helpers import DOCS, write_beir, write_pairs
 
@@ -184,7 +184,7 @@ def test_the_defaults_without_a_predictor_drop_the_predictive_term(tmp_path, min
 
 
 def test_an_interrupted_run_resumes_then_removes_its_state(tmp_path, minilm_dir, monkeypatch, capsys):
-    from train import loop
+    from jepa_rag.train import loop
 
     pairs = write_pairs(tmp_path / "p.jsonl", n=40)
     args = ["--pairs", str(pairs), "--output", str(tmp_path / "out"), "--no-progress", *_minilm_sets(minilm_dir)]

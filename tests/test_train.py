@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from jepa_rag import JEPAEncoder, load_checkpoint, load_train_config
-from train.__main__ import main as train_main
-from train.loop import lr_at, train
-from train.mining import mine_hard_negatives
+from jepa_rag.train.__main__ import main as train_main
+from jepa_rag.train.loop import lr_at, train
+from jepa_rag.train.mining import mine_hard_negatives
 
 from .helpers import DOCS, write_beir, write_pairs
 
@@ -232,7 +232,7 @@ def test_capped_positives_are_still_masked_never_negatives(tmp_path, minilm_dir,
     """``data.max_positives_per_query=1``: q1 trains on one of its three positives, and the two dropped ones are
     marked as known positives in every batch (mining also skips them), never used as its negatives. The configured
     InfoNCE variant is the one called, and it gets that mask."""
-    from train import loop
+    from jepa_rag.train import loop
 
     folder = write_beir(tmp_path / "toy", split="train")
     qrels = {"q1": ["007", "8", "9"], "q3": ["10"], "q4": ["13"], "q5": ["11"]}

@@ -4,7 +4,7 @@ from dataclasses import replace
 
 from jepa_rag import Fusion, HybridRetriever, JEPAEncoder, fusion_of, load_checkpoint, load_train_config
 from jepa_rag.retriever import DEV_GRID
-from train.loop import train
+from jepa_rag.train.loop import train
 
 from .helpers import DOCS, write_beir, write_pairs
 

@@ -404,7 +404,7 @@ def _eval(tmp_path, minilm_dir, data, *extra):
 
 
 def _train(tmp_path, minilm_dir, *args):
-    from train.__main__ import main
+    from jepa_rag.train.__main__ import main
 
     return main([*args, "--set", f"model.base_model={minilm_dir}", "--output", str(tmp_path / "run"),
                  "--no-progress", "--embeddings", "off"])
@@ -500,7 +500,7 @@ def test_train_with_heads_for_another_base_model_is_one_line(tmp_path, minilm_di
 
 
 def test_train_with_an_unwritable_output_is_one_line(tmp_path, minilm_dir, capsys):
-    from train.__main__ import main
+    from jepa_rag.train.__main__ import main
 
     pairs = write_pairs(tmp_path / "p.jsonl", n=40)
     blocker = tmp_path / "a_file"

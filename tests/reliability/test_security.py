@@ -152,7 +152,7 @@ RUNTIME = textwrap.dedent("""
     from jepa_rag.chroma import JEPAEmbeddingFunction, get_or_create_collection
     from langchain_jepa_rag import JEPAEmbeddings
     from llama_index.embeddings.jepa_rag import JEPAEmbedding
-    from train.__main__ import main as train_main
+    from jepa_rag.train.__main__ import main as train_main
 
     load_checkpoint(ckpt)
     enc = JEPAEncoder.from_pretrained(ckpt, base_model=base)
