@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from .base_model import Fingerprint, jepa_home
 from .errors import EmbeddingMismatchError, InvalidInputError
+from .fsutil import atomic_write_bytes
 
 EncodeFn = Callable[[list[str]], np.ndarray]
 log = logging.getLogger("jepa_rag")
@@ -45,15 +46,6 @@ def text_key(text: str) -> str:
 
 def _key(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8")).digest()[:16]
-
-
-def _atomic_write_bytes(path: Path, write: Callable[[object], None]) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        write(fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 # LMDB allows one open environment per database file and process (a second open of the same file in one process
@@ -86,7 +78,7 @@ class EmbeddingCache:
         self.dir.mkdir(parents=True, exist_ok=True)
         meta = self.dir / "fingerprint.json"
         if not meta.exists():
-            _atomic_write_bytes(meta, lambda fh: fh.write(json.dumps(fingerprint.to_dict(), indent=2).encode()))
+            atomic_write_bytes(meta, json.dumps(fingerprint.to_dict(), indent=2).encode())
         self._row_bytes = 4 * fingerprint.dim
         self._env = _environment(self.dir / DB_NAME)
         self._import_shards()

@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from .base_model import Fingerprint, sha256_file
 from .config import ModelConfig, from_dict, to_dict
 from .errors import CheckpointError, ConfigError
-from .fsutil import fsync_dir
+from .fsutil import fsync_dir, fsync_file
 
 FORMAT = "jepa-rag-adapter"
 FORMAT_VERSION = 1
@@ -108,8 +108,7 @@ def save_checkpoint(ckpt: Checkpoint, directory: str | os.PathLike) -> Path:
             meta["retrieval"] = ckpt.retrieval
         (tmp / CONFIG).write_text(json.dumps(meta, indent=2, sort_keys=False, default=str), encoding="utf-8")
         for f in (tmp / WEIGHTS, tmp / CONFIG):
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
+            fsync_file(f)
         fsync_dir(tmp)
         old = None
         if directory.exists():

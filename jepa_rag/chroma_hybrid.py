@@ -62,7 +62,7 @@ import numpy as np
 
 from jepa_rag.encoder import validate_texts
 from jepa_rag.errors import InvalidInputError, LexicalIndexError
-from jepa_rag.fsutil import fsync_dir
+from jepa_rag.fsutil import atomic_write_bytes
 from jepa_rag.fusion import Fusion, fusion_of
 from jepa_rag.lexical import LexicalIndex, top_positive
 
@@ -96,16 +96,6 @@ def _dirty_owner(generation: str | None) -> str | None:
     if generation is None or not generation.startswith("dirty:"):
         return None
     return generation.split(":")[1]
-
-
-def _atomic_write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
 class _Snapshot(NamedTuple):
@@ -432,8 +422,8 @@ class HybridCollection:
             return
         name = f"index-{uuid.uuid4().hex[:12]}"
         index.save(self._folder / name)
-        _atomic_write_json(self._folder / CURRENT,
-                           {**self._stamp_record(stamp), "texts_sha256": digest, "index": name})
+        atomic_write_bytes(self._folder / CURRENT, json.dumps(
+            {**self._stamp_record(stamp), "texts_sha256": digest, "index": name}).encode(), sync_dir=True)
         for old in self._folder.iterdir():
             if old.name != name and (old.name.startswith("index-") or old.name.startswith(".index-")):
                 _remove_tree(old)

@@ -38,7 +38,6 @@ import os
 import socket
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +51,7 @@ from .cache import EmbeddingCache, text_key
 from .config import DEFAULT_BASE_MODEL
 from .corpus import Corpus, _text_files, iter_jsonl_documents, load_corpus, read_text_file
 from .errors import ConfigError, DataFormatError, DataNotFoundError, EmbeddingMismatchError, JEPARagError
+from .fsutil import atomic_write_bytes
 
 __all__ = ["BACKENDS", "PRECISIONS", "BaseEncoder", "EmbedResult", "Manifest", "embed_corpus", "import_to_cache",
            "ingest_to_chroma", "read_manifest", "read_shards"]
@@ -139,15 +139,6 @@ def read_manifest(folder: str | os.PathLike) -> Manifest:
         raise DataFormatError(f"{path}: unreadable manifest ({exc!r})") from None
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f"{path.name}.{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def _shard_path(folder: Path, index: int) -> Path:
     return folder / f"part-{index:05d}.parquet"
 
@@ -190,7 +181,7 @@ def write_shard(folder: Path, fingerprint: Fingerprint, precision: str, shard: _
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink)
     path = _shard_path(folder, shard.index)
-    _write_atomic(path, sink.getvalue().to_pybytes())
+    atomic_write_bytes(path, sink.getvalue().to_pybytes())
     return path
 
 
@@ -250,7 +241,7 @@ def _open_folder(folder: Path, manifest: Manifest) -> None:
                 f"{old.documents} documents); this run asks for {manifest.fingerprint.model_id} ({manifest.precision}, "
                 f"shard size {manifest.shard_size}, {manifest.documents} documents): use another --out folder")
         return
-    _write_atomic(path, json.dumps(manifest.to_dict(), indent=2).encode())
+    atomic_write_bytes(path, json.dumps(manifest.to_dict(), indent=2).encode())
 
 
 # ---------------------------------------------------------------------------------------------- encoding

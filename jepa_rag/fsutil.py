@@ -1,9 +1,34 @@
-"""File-system steps the stores share (checkpoints, lexical indexes, the Chroma-side lexical folders)."""
+"""File-system steps the stores share (checkpoints, lexical indexes, the Chroma-side lexical folders, the
+base-vector cache's fingerprint, Parquet shards and their manifest, training state)."""
 
 from __future__ import annotations
 
 import os
+import socket
+import uuid
 from pathlib import Path
+
+
+def fsync_file(path: str | os.PathLike) -> None:
+    """Flush a written file's bytes to disk (before renaming it into place)."""
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, sync_dir: bool = False) -> None:
+    """Replace ``path`` with ``data`` all at once: a reader, or a process killed at any moment, sees the old file or
+    the new one, never a part. The temporary file is named ``<name>.<host>-<pid>-<random>.tmp`` in the same folder,
+    so writers on several hosts sharing a folder never collide and a stale one names its owner. ``sync_dir`` also
+    flushes the rename itself."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    if sync_dir:
+        fsync_dir(path.parent)
 
 
 def fsync_dir(path: str | os.PathLike) -> None:

@@ -28,7 +28,7 @@ import numpy as np
 
 from .encoder import validate_texts
 from .errors import InvalidInputError, LexicalIndexError
-from .fsutil import fsync_dir
+from .fsutil import fsync_dir, fsync_file
 
 FORMAT = "jepa-rag-lexical"
 FORMAT_VERSION = 1
@@ -144,8 +144,7 @@ class LexicalIndex:
             }
             (tmp / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
             for name in [*files, MANIFEST]:
-                with open(tmp / name, "rb") as fh:
-                    os.fsync(fh.fileno())
+                fsync_file(tmp / name)
             fsync_dir(tmp)
             # a folder cannot be renamed onto a non-empty one: set the current index aside, then rename ours in.
             # Another writer may do the same at once; whoever renames in last wins, and every try is whole.

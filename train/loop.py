@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import shutil
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from tqdm.auto import tqdm
 
 from jepa_rag import losses
@@ -44,6 +43,7 @@ from jepa_rag.data import (
 )
 from jepa_rag.encoder import JEPAEncoder, similarity
 from jepa_rag.errors import ConfigError, DataFormatError
+from jepa_rag.fsutil import atomic_write_bytes
 from jepa_rag.fusion import fusion_of
 from jepa_rag.heads import JEPAHeads, check_base_dim
 from jepa_rag.lexical import LexicalIndex
@@ -354,20 +354,10 @@ def _save_state(path: Path, heads: JEPAHeads, opt: torch.optim.Optimizer, meta: 
             tensors[f"opt.{pid}.{name}"] = torch.as_tensor(v).contiguous()
     tensors["rng.torch"] = torch.get_rng_state()
     path.mkdir(parents=True, exist_ok=True)
-    tmp = path / "state.safetensors.tmp"
-    save_file(tensors, str(tmp))
-    _fsync(tmp)
-    tmp.replace(path / "state.safetensors")
+    atomic_write_bytes(path / "state.safetensors", save(tensors))
     # the JSON names the tensors' hash: a crash between the two renames leaves a pair that _state_ok rejects
     meta = {**meta, "tensors_sha256": sha256_file(path / "state.safetensors")}
-    (path / "state.json.tmp").write_text(json.dumps(meta, indent=2))
-    _fsync(path / "state.json.tmp")
-    (path / "state.json.tmp").replace(path / "state.json")
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())
+    atomic_write_bytes(path / "state.json", json.dumps(meta, indent=2).encode())
 
 
 def _state_ok(path: Path) -> bool:
