@@ -39,15 +39,22 @@ class Corpus:
 
 def load_corpus(path: str | os.PathLike) -> Corpus:
     """Read a corpus in any of the module's formats; refuses bad input naming the file (and line)."""
+    p, is_folder = locate_corpus(path)
+    return _load_text_folder(p) if is_folder else _load_jsonl(p)
+
+
+def locate_corpus(path: str | os.PathLike) -> tuple[Path, bool]:
+    """What a corpus path names: the JSONL file to read (a BEIR folder's corpus.jsonl, or the file itself), or a
+    folder of .txt/.md files (then True); :class:`DataNotFoundError` when nothing is there."""
     p = Path(path).expanduser()
     if not p.exists():
         raise DataNotFoundError(f"corpus not found: {p} (give a corpus.jsonl, a JSONL of {{'id', 'title', 'text'}} "
                                 "or a folder of .txt/.md files)")
     if p.is_dir():
         if (p / "corpus.jsonl").is_file() and not _text_files(p):
-            return _load_jsonl(p / "corpus.jsonl")
-        return _load_text_folder(p)
-    return _load_jsonl(p)
+            return p / "corpus.jsonl", False
+        return p, True
+    return p, False
 
 
 def _text_files(folder: Path) -> list[Path]:

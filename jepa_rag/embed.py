@@ -49,7 +49,7 @@ from . import errors
 from .base_model import Fingerprint, fingerprint_of_folder, resolve_base_model
 from .cache import EmbeddingCache, text_key
 from .config import DEFAULT_BASE_MODEL
-from .corpus import Corpus, _text_files, iter_jsonl_documents, load_corpus, read_text_file
+from .corpus import Corpus, _text_files, iter_jsonl_documents, load_corpus, locate_corpus, read_text_file
 from .errors import ConfigError, DataFormatError, DataNotFoundError, EmbeddingMismatchError, JEPARagError
 from .fsutil import atomic_write_bytes
 
@@ -393,10 +393,8 @@ class _PathPlan:
 def _plan_by_path(path: str | os.PathLike, shard_size: int) -> _PathPlan:
     """What :func:`load_corpus` would read, planned without reading any document: which file or folder, how many
     documents and where each shard starts; the same documents in the same order, so the same shards."""
-    p = Path(path).expanduser()
-    if not p.exists():
-        load_corpus(p)  # raises its "corpus not found" error
-    if p.is_dir() and not ((p / "corpus.jsonl").is_file() and not _text_files(p)):
+    p, is_folder = locate_corpus(path)
+    if is_folder:
         files = [f for f in _text_files(p) if _has_text(f)]
         if not files:
             load_corpus(p)  # raises its "no .txt or .md files" / "every file is empty" error
@@ -404,10 +402,9 @@ def _plan_by_path(path: str | os.PathLike, shard_size: int) -> _PathPlan:
         items = [{"shard": n, "rows": len(names[s:s + shard_size]), "path": str(p.resolve()),
                   "files": names[s:s + shard_size]} for n, s in enumerate(range(0, len(names), shard_size))]
         return _PathPlan(str(p), len(names), items)
-    f = p / "corpus.jsonl" if p.is_dir() else p
     starts: list[tuple[int, int]] = []  # (byte offset, line number) of each shard's first document
     documents = offset = 0
-    with open(f, "rb") as fh:
+    with open(p, "rb") as fh:
         for lineno, raw in enumerate(fh, 1):
             if _is_document_line(raw):
                 if documents % shard_size == 0:
@@ -415,11 +412,11 @@ def _plan_by_path(path: str | os.PathLike, shard_size: int) -> _PathPlan:
                 documents += 1
             offset += len(raw)
     if not documents:
-        load_corpus(f)  # raises its "no documents found" error
+        load_corpus(p)  # raises its "no documents found" error
     ends = [o for o, _ in starts[1:]] + [offset]
-    items = [{"shard": n, "rows": min(shard_size, documents - n * shard_size), "path": str(f.resolve()),
+    items = [{"shard": n, "rows": min(shard_size, documents - n * shard_size), "path": str(p.resolve()),
               "start": start, "end": end, "line": line} for n, ((start, line), end) in enumerate(zip(starts, ends))]
-    return _PathPlan(str(f), documents, items)
+    return _PathPlan(str(p), documents, items)
 
 
 def _is_document_line(raw: bytes) -> bool:
