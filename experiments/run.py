@@ -89,18 +89,6 @@ def load_candidates(path: str | Path) -> Candidates:
                       choose=choose, protocols=data.get("protocols") or {"standard": None}, recipes=recipes)
 
 
-def bundled_config(name: str) -> Path:
-    """The file of a config bundled with the training code (``indomain``, ``seed/baseline``), or ``name`` itself."""
-    import jepa_rag.train
-
-    if Path(name).is_file():
-        return Path(name)
-    path = Path(jepa_rag.train.__file__).resolve().parent / "configs" / f"{name.removesuffix('.yaml')}.yaml"
-    if not path.is_file():
-        raise FileNotFoundError(f"no bundled train config {name!r} ({path})")
-    return path
-
-
 def train_command(recipe: Recipe, seed: int) -> str:
     last = {o.split("=", 1)[0]: o for o in [*recipe.overrides, f"seed={seed}"]}  # the later value wins, as in training
     return f"python -m train --config {recipe.config}" + "".join(f" --set {o}" for o in last.values())
@@ -125,8 +113,9 @@ def train_recipe(recipe: Recipe, seed: int, out: Path) -> tuple[Path, dict]:
     an interrupted one resumes (delete ``out`` to retrain). Returns the checkpoint and its adapter_config."""
     from jepa_rag.config import load_train_config
     from jepa_rag.train import train
+    from jepa_rag.train.__main__ import resolve_config
 
-    cfg = load_train_config(str(bundled_config(recipe.config)), [*recipe.overrides, f"seed={seed}", f"output_dir={out}"])
+    cfg = load_train_config(resolve_config(recipe.config), [*recipe.overrides, f"seed={seed}", f"output_dir={out}"])
     checkpoint, meta = _finished(out, cfg)
     if checkpoint is None:
         checkpoint = Path(train(cfg, resume=True, show_progress_bar=False, log=lambda *_: None).checkpoint)

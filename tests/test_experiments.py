@@ -15,7 +15,7 @@ import pytest
 
 from benchmarks._support import RESULTS
 from experiments.report import write_report
-from experiments.run import Runner, bundled_config, load_candidates, read_rows, train_command
+from experiments.run import Runner, load_candidates, read_rows, train_command
 from experiments.ship_default import ship
 from experiments.table import choose, render, summarise
 
@@ -67,11 +67,12 @@ def test_report_without_results(tmp_path):
 @pytest.mark.parametrize("path", sorted(CANDIDATES.glob("*.yaml")), ids=lambda p: p.name)
 def test_candidates_files_name_bundled_configs(path):
     from jepa_rag.config import load_train_config
+    from jepa_rag.train.__main__ import resolve_config
 
     cands = load_candidates(path)
     assert cands.recipes and cands.seeds
     for r in cands.recipes:
-        load_train_config(str(bundled_config(r.config)), [*r.overrides, "seed=0", "output_dir=/nonexistent"])
+        load_train_config(resolve_config(r.config), [*r.overrides, "seed=0", "output_dir=/nonexistent"])
         assert r.test, f"{r.name}: no test split"
         assert train_command(r, 1).endswith("--set seed=1")
 
