@@ -21,9 +21,9 @@ Documents (``__call__``) take the document route; queries (``embed_query``, whic
 checkpoints' scoring, so Chroma's distance is ``1 - cosine similarity``.
 
 :func:`ingest` loads many documents batch by batch with idempotent upserts and a progress callback: re-running it
-after a crash or a server restart completes the collection without duplicates. Duplicate ids are refused up front
-(chromadb itself raises ``DuplicateIDError`` for duplicates within one call, and its ``add`` silently keeps the
-stored record when an id already exists); a query vector of the wrong dimension is refused by chromadb
+after a crash or a server restart completes the collection without duplicates. A repeated id keeps its first
+document, with a warning (chromadb itself raises ``DuplicateIDError`` for duplicates within one call, and its
+``add`` silently keeps the stored record when an id already exists); empty documents are skipped the same way; a query vector of the wrong dimension is refused by chromadb
 (``InvalidArgumentError: Collection expecting embedding with dimension of 384, got 10``).
 """
 
@@ -35,6 +35,8 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from jepa_rag.chunking import chunk_records
+from jepa_rag.corpus_audit import clean_corpus
 from jepa_rag.encoder import validate_texts
 from jepa_rag.errors import InvalidInputError
 
@@ -254,6 +256,21 @@ def get_or_create_collection(client: Any, name: str, embedding_function: JEPAEmb
     return collection
 
 
+def _chunker(collection: Any, chunking: Any) -> Any:
+    from jepa_rag.chunking import Chunker
+
+    if isinstance(chunking, Chunker):
+        return chunking
+    if chunking is not True:
+        raise InvalidInputError(f"chunking must be True, False or a jepa_rag.chunking.Chunker, got {chunking!r}")
+    ef = getattr(collection, "_embedding_function", None)
+    encoder = getattr(ef, "encoder", None)
+    if encoder is None:
+        raise InvalidInputError("chunking=True needs a collection with jepa-rag's embedding function (its base "
+                                "model's tokenizer counts the tokens); pass chunking=Chunker(tokenizer) otherwise")
+    return Chunker.for_encoder(encoder)
+
+
 def _transient(exc: BaseException) -> bool:
     """A connection that failed or broke (a Chroma server restarting), as opposed to a refused request."""
     if isinstance(exc, ConnectionError):
@@ -266,41 +283,53 @@ def _transient(exc: BaseException) -> bool:
 
 
 def ingest(collection: Any, ids: Sequence[str], documents: Sequence[str], *,
-           metadatas: Sequence[dict[str, Any]] | None = None, batch_size: int = 256,
+           metadatas: Sequence[dict[str, Any]] | None = None, batch_size: int = 32,
            on_batch: Callable[[int, list[str]], None] | None = None, retries: int = 3,
-           retry_wait: float = 1.0) -> int:
+           retry_wait: float = 1.0, chunking: Any = False) -> int:
     """Upsert ``documents`` under ``ids`` into ``collection`` batch by batch; safe to re-run after a crash.
 
     Why upsert: each batch is one ``collection.upsert`` call keyed by id, so running the same ingest again after a
     crash, a kill or a Chroma server restart rewrites what was already stored instead of duplicating it, and
     completes the rest. (chromadb's ``add`` silently skips ids that already exist, keeping their old text and
     vector.) Everything is checked before the first write, so bad input never leaves a half-filled collection:
-    ids must be unique, non-empty strings and documents non-blank strings (:class:`jepa_rag.InvalidInputError`
-    names the first offender); metadatas, if given, one per document.
+    ids must be non-empty strings and documents strings (:class:`jepa_rag.InvalidInputError` names the first
+    offender); metadatas, if given, one per document. Empty or whitespace-only documents and repeated ids (the
+    first wins) are skipped with one warning (:func:`jepa_rag.corpus_audit.clean_corpus`).
 
     ``on_batch(done, batch_ids)`` runs after chromadb has acknowledged each batch (``done`` documents so far): from
     then on the batch survives a crash of this process or a restart of the server, so it is the place to record
     progress. A batch that fails on a broken connection (a server restarting) is retried up to ``retries`` times,
     ``retry_wait`` seconds apart, doubling each time; other errors are raised at once. Returns the number of
-    documents written.
+    documents written (the skipped ones not counted).
+
+    ``chunking=True`` (or a :class:`jepa_rag.chunking.Chunker`) stores each document as token-aware chunks that
+    fit the base model's window (:mod:`jepa_rag.chunking`; ``True`` counts with the collection's own base model):
+    ids ``<id>#<index>``, metadata ``source`` (the document id), ``chunk``, ``start``/``end`` (the character span
+    in the document), ``sha256`` and ``chunking``, besides the document's own; ``done`` and the result then count
+    chunks. Re-ingesting a changed document overwrites its chunks by id; delete ``where={"source": id}`` first
+    when it may have shrunk (``jepa-rag ingest`` mirrors a folder that way). The default ``batch_size`` keeps a few
+    seconds of encoding between acknowledgements on a CPU.
     """
     if isinstance(ids, (str, bytes)):
         raise InvalidInputError("ids: expected a list of strings, got a single string; wrap it in a list")
     ids = list(ids)
-    texts = validate_texts(documents, "documents")
-    if len(ids) != len(texts):
-        raise InvalidInputError(f"got {len(ids)} ids for {len(texts)} documents; give one id per document")
-    first: dict[str, int] = {}
-    for j, doc_id in enumerate(ids):
-        if not isinstance(doc_id, str) or not doc_id:
-            raise InvalidInputError(f"ids[{j}]: expected a non-empty string, got {doc_id!r:.40}")
-        i = first.setdefault(doc_id, j)
-        if i != j:
-            raise InvalidInputError(f"ids[{j}]: duplicate id {doc_id!r} (also ids[{i}]); each document needs its own id")
+    if isinstance(documents, (str, bytes)) or not hasattr(documents, "__iter__"):
+        validate_texts(documents, "documents")  # names what it got instead of a list
+    documents = list(documents)
+    for j, doc in enumerate(documents):  # strings only: a dict is no Chroma document
+        if not isinstance(doc, str):
+            raise InvalidInputError(f"documents[{j}]: expected a string, got {type(doc).__name__} ({doc!r:.40})")
+    if len(ids) != len(documents):
+        raise InvalidInputError(f"got {len(ids)} ids for {len(documents)} documents; give one id per document")
+    metadatas = list(metadatas) if metadatas is not None else None
+    if metadatas is not None and len(metadatas) != len(ids):
+        raise InvalidInputError(f"got {len(metadatas)} metadatas for {len(ids)} documents")
+    # the corpus rule (jepa_rag.corpus_audit): empty documents and repeated ids (first wins) skipped, said once
+    clean = clean_corpus(ids, documents, metadatas, what="documents")
+    ids, texts, metadatas = clean.ids, clean.texts, clean.metadatas
+    if chunking is not False and chunking is not None:
+        ids, texts, metadatas = chunk_records(_chunker(collection, chunking), ids, texts, metadatas)
     if metadatas is not None:
-        metadatas = list(metadatas)
-        if len(metadatas) != len(ids):
-            raise InvalidInputError(f"got {len(metadatas)} metadatas for {len(ids)} documents")
         validate_metadatas(metadatas)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")

@@ -7,7 +7,8 @@ Three formats, told apart by what the path is:
 - a BEIR ``corpus.jsonl`` (``{"_id", "title", "text"}``), or a BEIR folder holding one;
 - any JSONL of ``{"id"?, "title"?, "text"}`` (id defaults to ``line<N>``).
 
-Documents become text as BEIR does: ``(title + " " + text).strip()``.
+Documents become text as BEIR does: ``(title + " " + text).strip()``. Empty documents and repeated ids (the first
+wins) are skipped with one warning, as on every path (:mod:`jepa_rag.corpus_audit`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .corpus_audit import CorpusAudit
 from .data import Pairs, _iter_jsonl, doc_text
 from .errors import DataFormatError, DataNotFoundError
 
@@ -32,6 +34,8 @@ class Corpus:
     bodies: dict[str, str]
     # the BEIR folder the corpus came from, when it did: its precomputed base vectors can be imported
     beir_folder: Path | None = None
+    # what the corpus rule skipped while reading it (empty documents, repeated ids)
+    audit: CorpusAudit | None = None
 
     def __len__(self) -> int:
         return len(self.docs)
@@ -74,27 +78,30 @@ def _load_text_folder(folder: Path) -> Corpus:
     if not files:
         raise DataFormatError(f"{folder}: no .txt or .md files (and no corpus.jsonl) in this folder")
     docs: dict[str, str] = {}
+    audit = CorpusAudit(str(folder))
     for f in files:
-        text = read_text_file(f)
-        if text:  # an empty file is no document
-            docs[f.relative_to(folder).as_posix()] = text
+        name, text = f.relative_to(folder).as_posix(), read_text_file(f)
+        if audit.admit(name, text):
+            docs[name] = text
     if not docs:
         raise DataFormatError(f"{folder}: every .txt/.md file is empty")
-    return Corpus(docs, str(folder), dict(docs))
+    audit.warn()
+    return Corpus(docs, str(folder), dict(docs), audit=audit)
 
 
-def iter_jsonl_documents(f: Path, start: int = 0, end: int | None = None,
-                         first_line: int = 1) -> Iterator[tuple[str, str, str]]:
+def iter_jsonl_documents(f: Path, start: int = 0, end: int | None = None, first_line: int = 1,
+                         audit: CorpusAudit | None = None) -> Iterator[tuple[str, str, str]]:
     """(id, title + text, text) of each document of a JSONL corpus, or of the byte range ``start..end`` of one
-    (see ``data._iter_jsonl``), with every check the corpus loader makes (duplicate ids within what is read)."""
-    first: dict[str, int] = {}
+    (see ``data._iter_jsonl``), with every check the corpus loader makes. Empty documents and repeated ids
+    (within what is read; the first wins) are skipped under the corpus rule (:mod:`jepa_rag.corpus_audit`):
+    recorded in ``audit`` when one is given, else said in one warning once the file is read."""
+    own = audit is None
+    audit = audit if audit is not None else CorpusAudit(str(f))
     for lineno, obj in _iter_jsonl(f, start, end, first_line):
         raw_id = obj.get("_id", obj.get("id", f"line{lineno}"))
         if not isinstance(raw_id, (str, int)) or isinstance(raw_id, bool):
             raise DataFormatError(f"{f}:{lineno}: field 'id' must be a string, got {type(raw_id).__name__}")
         did = str(raw_id)
-        if did in first:
-            raise DataFormatError(f"{f}:{lineno}: duplicate document id {did!r} (first on line {first[did]})")
         if "text" not in obj:
             raise DataFormatError(f"{f}:{lineno}: missing field 'text' (each line needs 'text'; 'id' and 'title' "
                                   "are optional)")
@@ -102,22 +109,25 @@ def iter_jsonl_documents(f: Path, start: int = 0, end: int | None = None,
             if obj.get(key) is not None and not isinstance(obj[key], str):
                 raise DataFormatError(f"{f}:{lineno}: field {key!r} must be a string, got {type(obj[key]).__name__}")
         text = doc_text(obj)
-        if not text:
-            raise DataFormatError(f"{f}:{lineno}: the document is empty (no title, no text)")
-        first[did] = lineno
-        yield did, text, str(obj.get("text") or "").strip()
+        if audit.admit(did, text):
+            yield did, text, str(obj.get("text") or "").strip()
+    if own:
+        audit.warn()
 
 
 def _load_jsonl(f: Path) -> Corpus:
     docs: dict[str, str] = {}
     bodies: dict[str, str] = {}
-    for did, text, body in iter_jsonl_documents(f):
+    audit = CorpusAudit(str(f))
+    for did, text, body in iter_jsonl_documents(f, audit=audit):
         docs[did] = text
         bodies[did] = body
     if not docs:
-        raise DataFormatError(f"{f}: no documents found (empty file)")
+        raise DataFormatError(f"{f}: no documents found ("
+                              + (f"all {audit.documents} are empty)" if audit.documents else "empty file)"))
+    audit.warn()
     beir = f.parent if f.name == "corpus.jsonl" and (f.parent / "queries.jsonl").is_file() else None
-    return Corpus(docs, str(f), bodies, beir)
+    return Corpus(docs, str(f), bodies, beir, audit)
 
 
 def join_corpus(pairs: Pairs, corpus: Corpus) -> tuple[Pairs, int]:

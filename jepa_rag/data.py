@@ -41,6 +41,8 @@ class BeirDataset:
     qrels: dict[str, dict[str, int]]
     split: str
     path: Path | None = None
+    # what the corpus rule skipped while loading (a jepa_rag.corpus_audit.CorpusAudit)
+    audit: object | None = None
 
     def corpus_texts(self) -> tuple[list[str], list[str]]:
         ids = list(self.corpus)
@@ -115,7 +117,9 @@ def read_qrels(path: Path) -> dict[str, dict[str, int]]:
 def load_beir(folder: str | os.PathLike, split: str = "test") -> BeirDataset:
     """Load a BEIR-format folder (``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``).
 
-    Only the queries that have judgments in ``split`` are kept.
+    Only the queries that have judgments in ``split`` are kept. Empty documents and repeated ids (the first wins)
+    are skipped with one warning (:mod:`jepa_rag.corpus_audit`); judgments of a skipped document stay, and count
+    as relevant documents never retrieved.
     """
     path = Path(folder).expanduser()
     if not path.is_dir():
@@ -129,12 +133,16 @@ def load_beir(folder: str | os.PathLike, split: str = "test") -> BeirDataset:
             if role == "qrels" and (path / "qrels").is_dir():
                 extra = f" (splits present: {sorted(p.stem for p in (path / 'qrels').glob('*.tsv'))})"
             raise DataNotFoundError(f"{path}: missing {f.relative_to(path)}{extra}")
+    from .corpus_audit import CorpusAudit  # local: it imports this module
+
     corpus: dict[str, dict] = {}
+    audit = CorpusAudit(str(files["corpus"]))
     for lineno, obj in _iter_jsonl(files["corpus"]):
         did = _require(files["corpus"], lineno, obj, "_id")
-        if did in corpus:
-            raise DataFormatError(f"{files['corpus']}:{lineno}: duplicate document id {did!r}")
-        corpus[did] = {"title": str(obj.get("title") or ""), "text": str(obj.get("text") or "")}
+        doc = {"title": str(obj.get("title") or ""), "text": str(obj.get("text") or "")}
+        if audit.admit(did, doc_text(doc)):
+            corpus[did] = doc
+    audit.warn()
     qrels = read_qrels(files["qrels"])
     queries: dict[str, str] = {}
     for lineno, obj in _iter_jsonl(files["queries"]):
@@ -144,7 +152,8 @@ def load_beir(folder: str | os.PathLike, split: str = "test") -> BeirDataset:
     missing = [q for q in qrels if q not in queries]
     if missing:
         raise DataFormatError(f"{files['qrels']}: {len(missing)} query id(s) not in queries.jsonl, e.g. {missing[0]!r}")
-    return BeirDataset(name=path.name, corpus=corpus, queries=queries, qrels=qrels, split=split, path=path)
+    return BeirDataset(name=path.name, corpus=corpus, queries=queries, qrels=qrels, split=split, path=path,
+                       audit=audit)
 
 
 def read_all_queries(folder: str | os.PathLike) -> dict[str, str]:
@@ -248,14 +257,19 @@ def _pairs_from_corpora(folders: list[str | os.PathLike], kind: str, pair_of) ->
     """One (query, positive) pair per document for which ``pair_of(doc_id, obj)`` returns one; every document of
     every folder is in the mining pool, as its positive's text when it has a pair (so negatives and positives are
     the same kind of text). Ids are prefixed with the folder name so several corpora can be mixed."""
+    from .corpus_audit import CorpusAudit  # local: it imports this module
+
     qids, queries, dids, positives, pool = [], [], [], [], {}
     for folder in folders:
         folder = Path(folder)
         f = folder / "corpus.jsonl"
         if not f.is_file():
             raise DataNotFoundError(f"{folder}: missing corpus.jsonl")
+        audit = CorpusAudit(str(f))
         for lineno, obj in _iter_jsonl(f):
             did = f"{folder.name}:{_require(f, lineno, obj, '_id')}"
+            if not audit.admit(did, doc_text(obj)):
+                continue
             pair = pair_of(did, obj)
             pool[did] = pair[1] if pair else doc_text(obj)
             if pair:
@@ -263,6 +277,7 @@ def _pairs_from_corpora(folders: list[str | os.PathLike], kind: str, pair_of) ->
                 queries.append(pair[0])
                 dids.append(did)
                 positives.append(pair[1])
+        audit.warn()
     if not queries:
         raise DataFormatError(f"no document of {[str(f) for f in folders]} yields a training pair for "
                               f"data.source={kind} (too short, or no title)")

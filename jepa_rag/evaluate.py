@@ -7,6 +7,9 @@
 Standard protocol: pytrec_eval, ``ignore_identical_ids``, the checkpoint's scoring (cosine for ``none``).
 The JSON holds NDCG@10, Recall@100, MRR@10 and per-query values for paired tests. This interface is stable.
 
+Corpora as they come: empty documents and repeated ids (the first wins) are skipped on both retrievers with one
+warning (:mod:`jepa_rag.corpus_audit`); the JSON's ``corpus`` section counts them.
+
 ``--retriever hybrid`` fuses the dense scores with BM25 over the same documents (:class:`HybridRetriever`, both
 sides normalised over the whole corpus), using the fusion stored in the checkpoint (``none``: the default
 checkpoint's) unless ``--lexical-weight`` sets a blend weight.
@@ -51,7 +54,8 @@ def evaluate_beir(
     folder = beir_folder(str(data))
     ds = load_beir(folder, split)
     imported = import_beir_embeddings(encoder, folder, embeddings)
-    doc_ids, doc_texts = ds.corpus_texts()
+    doc_ids, doc_texts = ds.corpus_texts()  # the corpus rule already applied: empty documents skipped, said once
+    truncated_before = encoder.truncated_texts
     qids = list(ds.queries)
     scoring = scoring or encoder.scoring
     extra: dict = {"retriever": retriever}
@@ -79,6 +83,9 @@ def evaluate_beir(
         "normalized": scoring == "cosine" or encoder.normalize,
         "query_route": encoder.query_route,
         "embeddings_imported": imported,
+        # truncated: documents longer than the base model's max_seq_length, among those embedded by this call
+        # (vectors read from the cache are not re-counted)
+        "corpus": {**ds.audit.to_dict(), "truncated": encoder.truncated_texts - truncated_before},
         **extra,
     })
     return result

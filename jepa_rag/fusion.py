@@ -186,18 +186,27 @@ def _dedupe(pairs: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
     return out
 
 
+def best_indices(row: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the ``k`` highest scores of ``row``, best first; equal scores in position order, also where
+    they straddle the cut (argpartition alone picks among those arbitrarily), so the same text under two ids
+    always ranks the same way, whatever else the corpus holds."""
+    row = np.asarray(row)
+    k = min(int(k), len(row))
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    if k < len(row):
+        kth = row[np.argpartition(-row, k - 1)[:k]].min()
+        above = np.flatnonzero(row > kth)
+        idx = np.concatenate([above, np.flatnonzero(row == kth)[:k - len(above)]])
+    else:
+        idx = np.arange(len(row))
+    return idx[np.lexsort((idx, -row[idx]))]
+
+
 def top_k(scores: np.ndarray, ids: Sequence[str], k: int) -> list[list[tuple[str, float]]]:
-    """The ``k`` best ``(id, score)`` of each row of ``scores`` (Q, N), best first."""
+    """The ``k`` best ``(id, score)`` of each row of ``scores`` (Q, N), best first (ties: corpus order)."""
     k = min(_check_k(k), len(ids))
-    out: list[list[tuple[str, float]]] = []
-    for row in np.asarray(scores):
-        if k == 0:
-            out.append([])
-            continue
-        idx = np.argpartition(-row, k - 1)[:k]
-        idx = idx[np.lexsort((idx, -row[idx]))]
-        out.append([(ids[j], float(row[j])) for j in idx])
-    return out
+    return [[(ids[j], float(row[j])) for j in best_indices(row, k)] for row in np.asarray(scores)]
 
 
 def fusion_of(checkpoint: str | os.PathLike | None) -> Fusion:

@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Sequence
@@ -26,9 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .corpus_audit import clean_corpus
 from .encoder import validate_texts
 from .errors import InvalidInputError, LexicalIndexError
-from .fsutil import fsync_dir, fsync_file
+from .fsutil import fsync_dir, fsync_file, make_temp_dir
+from .fusion import best_indices
 
 FORMAT = "jepa-rag-lexical"
 FORMAT_VERSION = 1
@@ -67,13 +68,14 @@ def _check_ids(ids: object) -> list[str]:
 
 
 class LexicalIndex:
-    """BM25 over ``texts``, addressed by ``ids``. An empty corpus is allowed (every search returns nothing)."""
+    """BM25 over ``texts``, addressed by ``ids``. An empty corpus is allowed (every search returns nothing).
+
+    Empty texts and repeated ids are skipped with one warning (:func:`jepa_rag.corpus_audit.clean_corpus`), so
+    :attr:`ids` may be shorter than ``ids``."""
 
     def __init__(self, ids: Sequence[str], texts: Sequence[str], *, show_progress_bar: bool | None = None):
-        self.ids = _check_ids(ids)
-        texts = validate_texts(texts, "texts") if len(texts) else []
-        if len(texts) != len(self.ids):
-            raise InvalidInputError(f"ids and texts differ in length ({len(self.ids)} ids, {len(texts)} texts)")
+        clean = clean_corpus(ids, texts, what="texts")
+        self.ids, texts = clean.ids, clean.texts
         self._bm25 = None
         show = bool(show_progress_bar)
         tokens = self._tokenize(texts, show) if texts else []
@@ -127,7 +129,7 @@ class LexicalIndex:
         """Write the index to ``folder`` atomically, replacing an index already there."""
         folder = Path(folder)
         folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp", dir=folder.parent))
+        tmp = make_temp_dir(folder.parent, f".{folder.name}.tmp")
         try:
             if self._bm25 is not None:
                 self._bm25.save(str(tmp), show_progress=False)
@@ -240,9 +242,4 @@ class LexicalIndex:
 def top_positive(row: np.ndarray, ids: Sequence[str], k: int) -> list[tuple[str, float]]:
     """The ``k`` best ``(id, score)`` of one row of :meth:`LexicalIndex.score_all`, best first, without the
     documents that share no term with the query (score 0)."""
-    k = min(int(k), len(ids))
-    if k == 0:
-        return []
-    top = np.argpartition(-row, k - 1)[:k]
-    top = top[np.lexsort((top, -row[top]))]  # best first; ties in index order, so results are stable
-    return [(ids[j], float(row[j])) for j in top if row[j] > 0]
+    return [(ids[j], float(row[j])) for j in best_indices(row, min(int(k), len(ids))) if row[j] > 0]

@@ -8,6 +8,7 @@ from scipy import stats
 
 from .encoder import similarity
 from .errors import InvalidInputError
+from .fusion import best_indices
 
 Run = dict[str, dict[str, float]]
 Qrels = dict[str, dict[str, int]]
@@ -17,17 +18,15 @@ def exact_search(
     q_emb: np.ndarray, query_ids: list[str], d_emb: np.ndarray, doc_ids: list[str], *,
     scoring: str = "cosine", top_k: int = 1000, batch: int = 256,
 ) -> Run:
-    """Score every query against every document; keep the ``top_k`` best per query."""
+    """Score every query against every document; keep the ``top_k`` best per query (ties: corpus order)."""
     if len(q_emb) != len(query_ids) or len(d_emb) != len(doc_ids):
         raise InvalidInputError("exact_search: embeddings and ids differ in length")
     k = min(top_k, len(doc_ids))
     run: Run = {}
     for start in range(0, len(query_ids), batch):
         scores = similarity(q_emb[start:start + batch], d_emb, scoring)
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
         for row, qid in enumerate(query_ids[start:start + batch]):
-            idx = top[row]
-            run[qid] = {doc_ids[j]: float(scores[row, j]) for j in idx}
+            run[qid] = {doc_ids[j]: float(scores[row, j]) for j in best_indices(scores[row], k)}
     return run
 
 

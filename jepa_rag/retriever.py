@@ -11,11 +11,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .data import doc_text
+from .corpus_audit import clean_corpus
 from .encoder import JEPAEncoder, validate_texts
 from .errors import InvalidInputError
 from .fusion import NORMALIZATIONS, Fusion, fusion_of, top_k
-from .lexical import LexicalIndex, _check_ids
+from .lexical import LexicalIndex
 from .metrics import evaluate_run, paired_test
 
 QUERY_BATCH = 256
@@ -25,7 +25,8 @@ class HybridRetriever:
     """Dense (``encoder``) + BM25 over one corpus, fused by ``fusion``.
 
     ``corpus`` holds ``{"title", "text"}`` dicts or strings, aligned with ``ids``; BM25 indexes the same text the
-    encoder embeds. ``fusion=None`` takes the fusion stored in the encoder's checkpoint (the default
+    encoder embeds. Empty documents and repeated ids are skipped with one warning (:mod:`jepa_rag.corpus_audit`;
+    :attr:`audit` says what was), so :attr:`ids` may be shorter than ``ids``. ``fusion=None`` takes the fusion stored in the encoder's checkpoint (the default
     checkpoint's for the plain base model). ``lexical`` reuses a built index (its ids must equal ``ids``).
     Dense and BM25 scores are normalised over the whole corpus per query (:meth:`Fusion.fuse_scores`).
     """
@@ -34,23 +35,20 @@ class HybridRetriever:
                  fusion: Fusion | None = None, lexical: LexicalIndex | None = None,
                  show_progress_bar: bool | None = None):
         self.encoder = encoder
-        self.ids = _check_ids(ids)
-        if isinstance(corpus, (str, bytes)):
-            raise InvalidInputError("corpus: expected a list of documents, got a single string; wrap it in a list")
-        corpus = list(corpus)
-        if len(corpus) != len(self.ids):
-            raise InvalidInputError(f"ids and corpus differ in length ({len(self.ids)} ids, {len(corpus)} documents)")
+        clean = clean_corpus(ids, corpus, what="corpus")
+        self.ids = clean.ids
+        self.audit = clean.audit
         self.fusion = fusion if fusion is not None else fusion_of(encoder.checkpoint_path)
         if not isinstance(self.fusion, Fusion):
             raise InvalidInputError(f"fusion: expected a jepa_rag.Fusion, got {type(self.fusion).__name__}")
         if lexical is None:
-            texts = validate_texts([doc_text(d) if isinstance(d, (dict, str)) else d for d in corpus], "corpus")
-            lexical = LexicalIndex(self.ids, texts, show_progress_bar=show_progress_bar)
+            lexical = LexicalIndex(self.ids, clean.texts, show_progress_bar=show_progress_bar)
         elif list(lexical.ids) != self.ids:
-            raise InvalidInputError("lexical: the index's ids differ from ids (another corpus, or another order)")
+            raise InvalidInputError("lexical: the index's ids differ from ids (another corpus, or another order; "
+                                    "empty documents and repeated ids are not indexed)")
         self.lexical = lexical
-        self.doc_vectors = (encoder.encode_corpus(corpus, show_progress_bar=show_progress_bar) if corpus
-                            else np.zeros((0, encoder.dim), dtype=np.float32))
+        self.doc_vectors = (encoder.encode_corpus(clean.documents, show_progress_bar=show_progress_bar)
+                            if clean.ids else np.zeros((0, encoder.dim), dtype=np.float32))
 
     def __len__(self) -> int:
         return len(self.ids)
