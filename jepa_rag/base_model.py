@@ -244,8 +244,11 @@ def load_sentence_transformer(name_or_path: str, device: str | None = None):
     """Load the base encoder from a resolved local folder (never by Hub name: that hangs offline)."""
     from sentence_transformers import SentenceTransformer
 
+    from .quiet_loading import quiet_model_loading
+
     folder = resolve_base_model(name_or_path)
-    model = SentenceTransformer(str(folder), device=device, local_files_only=True)
+    with quiet_model_loading():
+        model = SentenceTransformer(str(folder), device=device, local_files_only=True)
     model.eval()
     return model, folder
 

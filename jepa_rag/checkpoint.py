@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from safetensors.torch import load_file, save_file
 from .base_model import Fingerprint, sha256_file
 from .config import ModelConfig, from_dict, to_dict
 from .errors import CheckpointError, ConfigError
-from .fsutil import fsync_dir, fsync_file
+from .fsutil import fsync_dir, fsync_file, make_temp_dir
 
 FORMAT = "jepa-rag-adapter"
 FORMAT_VERSION = 1
@@ -91,7 +90,7 @@ def save_checkpoint(ckpt: Checkpoint, directory: str | os.PathLike) -> Path:
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     _recover_interrupted_save(directory)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp", dir=directory.parent))
+    tmp = make_temp_dir(directory.parent, f".{directory.name}.tmp")
     try:
         tensors = {k: v.detach().to("cpu").contiguous() for k, v in ckpt.state_dict.items()}
         save_file(tensors, str(tmp / WEIGHTS), metadata={"format": FORMAT})
@@ -107,6 +106,7 @@ def save_checkpoint(ckpt: Checkpoint, directory: str | os.PathLike) -> Path:
         if ckpt.retrieval:
             meta["retrieval"] = ckpt.retrieval
         (tmp / CONFIG).write_text(json.dumps(meta, indent=2, sort_keys=False, default=str), encoding="utf-8")
+        shutil.copymode(tmp / CONFIG, tmp / WEIGHTS)  # save_file makes it -rw-------; the config has the umask's mode
         for f in (tmp / WEIGHTS, tmp / CONFIG):
             fsync_file(f)
         fsync_dir(tmp)

@@ -1,9 +1,11 @@
-"""Build a small Chroma index with a jepa-rag checkpoint and search it: ``python -m jepa_rag.demo``.
+"""Build a small hybrid Chroma index with a jepa-rag checkpoint and search it: ``python -m jepa_rag.demo``.
 
-The index is an embedded, persistent Chroma collection in a folder (``./jepa_rag_demo_index`` unless ``--path``),
-built over a bundled sample corpus of short passages. Documents are embedded along the checkpoint's document route
-and queries along its query route; the score shown is the cosine similarity (1 = same direction). Running it again
-reuses the index; an index built with another checkpoint is refused rather than mixed.
+The index is an embedded, persistent Chroma collection in a folder (``./jepa_rag_demo_index`` unless ``--path``)
+with a BM25 index kept in step beside it (:func:`jepa_rag.chroma_hybrid.hybrid_collection`, what ``jepa-rag
+ingest``/``query`` use), built over a bundled sample corpus of short passages. Documents are embedded along the
+checkpoint's document route and queries along its query route; each hit shows the fused score (dense cosine and
+BM25 blended as the checkpoint's fusion says), both sides' own scores and its source. Running it again reuses the
+index; an index built with another checkpoint is refused rather than mixed.
 
 Needs Chroma: ``pip install 'jepa-rag[chroma]'``.
 """
@@ -18,8 +20,10 @@ from importlib import resources
 from pathlib import Path
 
 from .data import doc_text
-from .encoder import DEFAULT_CHECKPOINT
 from .errors import EmbeddingSpaceConflictError, JEPARagError
+
+# jepa_rag.encoder.DEFAULT_CHECKPOINT, spelled out so that `jepa-rag demo --help` does not import torch
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "default"
 
 DEFAULT_PATH = "./jepa_rag_demo_index"
 COLLECTION = "jepa_rag_demo"
@@ -36,6 +40,26 @@ def load_sample_corpus() -> list[dict]:
     """The bundled passages: ``{"id", "title", "text"}`` dicts, one per line of ``sample_corpus.jsonl``."""
     text = resources.files("jepa_rag").joinpath("sample_corpus.jsonl").read_text(encoding="utf-8")
     return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def demo_records(corpus: list[dict]) -> list[tuple[str, str, dict]]:
+    """``(id, text, metadata)`` to store, one per sample passage; ``metadata["source"]`` names the document a hit
+    came from.
+
+    The hook for chunking: a splitter turning each long document into passages goes here, each passage keeping
+    its document's ``source`` (plus its own position), so the hits printed by :func:`main` stay traceable.
+    """
+    return [(d["id"], doc_text(d), {"source": d["id"], "title": d["title"]}) for d in corpus]
+
+
+def _source(meta: dict | None) -> str:
+    meta = meta or {}
+    title = f" ({meta['title']})" if meta.get("title") else ""
+    return f"{meta.get('source', '?')}{title}"
+
+
+def _score(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
 
 
 def _parser(prog: str = "python -m jepa_rag.demo") -> argparse.ArgumentParser:
@@ -59,7 +83,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m jepa_rag.demo") -
     try:
         import chromadb
 
-        from jepa_rag.chroma import JEPAEmbeddingFunction, get_or_create_collection
+        from jepa_rag.chroma import JEPAEmbeddingFunction
+        from jepa_rag.chroma_hybrid import hybrid_collection
     except ImportError as exc:
         print(f"error: the demo needs Chroma: {exc}\nInstall it with: pip install 'jepa-rag[chroma]'", file=sys.stderr)
         return 2
@@ -77,20 +102,17 @@ def main(argv: list[str] | None = None, prog: str = "python -m jepa_rag.demo") -
         print(f"encoder: {ef.encoder!r}")
         path = Path(args.path).expanduser()
         client = chromadb.PersistentClient(path=str(path))
-        collection = get_or_create_collection(client, COLLECTION, ef)
-        corpus = load_sample_corpus()
-        present = set(collection.get(ids=[d["id"] for d in corpus], include=[])["ids"])
-        todo = [d for d in corpus if d["id"] not in present]
-        print(f"index: {path.resolve()} (collection {COLLECTION!r}, {len(present)} of {len(corpus)} passages present)")
-        with tqdm(total=len(corpus), initial=len(present), desc="indexing", unit="passage") as bar:
-            for i in range(0, len(todo), BATCH):
-                batch = todo[i:i + BATCH]
-                collection.upsert(ids=[d["id"] for d in batch], documents=[doc_text(d) for d in batch],
-                                  metadatas=[{"title": d["title"]} for d in batch])
-                bar.update(len(batch))
+        collection = hybrid_collection(client, COLLECTION, ef)
+        records = demo_records(load_sample_corpus())
+        present = set(collection.get(ids=[r[0] for r in records], include=[])["ids"])
+        todo = [r for r in records if r[0] not in present]
+        print(f"index: {path.resolve()} (collection {COLLECTION!r}, {len(present)} of {len(records)} passages present)")
+        with tqdm(total=len(records), initial=len(present), desc="indexing", unit="passage") as bar:
+            if todo:
+                collection.ingest([r[0] for r in todo], [r[1] for r in todo], metadatas=[r[2] for r in todo],
+                                  batch_size=BATCH, on_batch=lambda done, batch: bar.update(len(batch)))
         queries = args.query or list(DEFAULT_QUERIES)
-        k = min(args.top_k, collection.count())
-        result = collection.query(query_texts=queries, n_results=k, include=["documents", "metadatas", "distances"])
+        result = collection.hybrid_query(queries, n_results=min(args.top_k, collection.count()))
     except JEPARagError as exc:
         print(f"error: {exc}", file=sys.stderr)
         if isinstance(exc, EmbeddingSpaceConflictError):
@@ -100,10 +122,12 @@ def main(argv: list[str] | None = None, prog: str = "python -m jepa_rag.demo") -
 
     for qi, query in enumerate(queries):
         print(f"\nquery: {query}")
-        hits = zip(result["ids"][qi], result["metadatas"][qi], result["documents"][qi], result["distances"][qi])
-        for rank, (doc_id, _meta, text, distance) in enumerate(hits, 1):
+        hits = zip(result["ids"][qi], result["metadatas"][qi], result["documents"][qi], result["scores"][qi],
+                   result["dense_scores"][qi], result["lexical_scores"][qi])
+        for rank, (doc_id, meta, text, score, dense, lexical) in enumerate(hits, 1):
             snippet = text if len(text) <= 110 else text[:107] + "..."
-            print(f"  {rank}. score {1.0 - distance:.3f}  [{doc_id}] {snippet}")
+            print(f"  {rank}. score {score:.3f}  [{doc_id}] {snippet}")
+            print(f"     source: {_source(meta)} · dense cosine {_score(dense, '.3f')} · BM25 {_score(lexical, '.2f')}")
     print(f"\ndone in {time.time() - start:.1f}s")
     return 0
 

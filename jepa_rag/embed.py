@@ -82,12 +82,15 @@ class BaseEncoder:
         import torch
         from sentence_transformers import SentenceTransformer
 
+        from .quiet_loading import quiet_model_loading
+
         if precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
         if threads:
             torch.set_num_threads(threads)
         self.device, self.precision, self.batch_size = device, precision, batch_size
-        self.model = SentenceTransformer(str(model_folder), device=device, local_files_only=True)
+        with quiet_model_loading():
+            self.model = SentenceTransformer(str(model_folder), device=device, local_files_only=True)
         self.model.eval()
 
     def __call__(self, texts: list[str]) -> np.ndarray:

@@ -271,7 +271,10 @@ class JEPAEncoder:
                 if self._base is None:
                     from sentence_transformers import SentenceTransformer
 
-                    model = SentenceTransformer(str(self.base_folder), device=self.device, local_files_only=True)
+                    from .quiet_loading import quiet_model_loading
+
+                    with quiet_model_loading():
+                        model = SentenceTransformer(str(self.base_folder), device=self.device, local_files_only=True)
                     model.eval()
                     for p in model.parameters():
                         p.requires_grad_(False)

@@ -31,6 +31,20 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, sync_dir: bool =
         fsync_dir(path.parent)
 
 
+def make_temp_dir(parent: str | os.PathLike, prefix: str) -> Path:
+    """A new, empty folder ``<prefix><host>-<pid>-<random>`` in ``parent``, to fill and then rename into place.
+
+    Why not ``tempfile.mkdtemp``: it makes the folder ``drwx------``, which the renamed checkpoint or index would
+    keep; ``mkdir`` gives the permissions the user's umask says, like any folder they make."""
+    while True:
+        path = Path(parent) / f"{prefix}{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:  # a random-suffix collision: draw again
+            continue
+
+
 def fsync_dir(path: str | os.PathLike) -> None:
     """Flush a folder's entries (a rename into it) to disk; a no-op where folders cannot be opened."""
     try:

@@ -11,6 +11,12 @@ from jepa_rag import demo
 HIT = re.compile(r"^\s+([1-3])\. score (-?\d\.\d{3})\s+\[([\w-]+)\] ", re.MULTILINE)
 
 
+def test_demo_names_the_encoders_default_checkpoint():
+    from jepa_rag import encoder
+
+    assert demo.DEFAULT_CHECKPOINT == encoder.DEFAULT_CHECKPOINT  # spelled out in demo.py to keep --help light
+
+
 def test_sample_corpus_is_bundled_and_well_formed():
     corpus = demo.load_sample_corpus()
     assert 35 <= len(corpus) <= 60
