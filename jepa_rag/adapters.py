@@ -21,6 +21,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from jepa_rag.errors import CheckpointError, ConfigError
 from jepa_rag.errors import EmbeddingSpaceConflictError  # noqa: F401  (re-exported for the adapters)
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -45,6 +46,61 @@ def require(module: str, extra: str, what: str) -> ModuleType:
             f"{what} needs the package that provides {module!r}, which is not installed ({exc}). "
             f"Install it with: pip install 'jepa-rag[{extra}]'"
         ) from exc
+
+
+# what users of HuggingFaceEmbedding (LlamaIndex) and HuggingFaceEmbeddings (LangChain) pass out of habit and
+# jepa-rag has no use for: refused with what to do instead, never silently ignored
+_HF_HABITS = {
+    "encode_kwargs": "the checkpoint decides normalisation; the batch size is embed_batch_size= (LlamaIndex)",
+    "query_encode_kwargs": "queries take the checkpoint's query route; nothing else is set per call",
+    "cache_folder": "give a downloaded base model as a folder with base_model=, or let jepa-rag find it in the "
+                    "Hugging Face cache; cache_dir= is jepa-rag's cache of document vectors",
+    "multi_process": "one process encodes; 'jepa-rag embed' spreads a large corpus over workers",
+    "normalize": "the checkpoint decides normalisation",
+    "query_instruction": "no prompt is added: queries take the checkpoint's query route",
+    "text_instruction": "no prompt is added: documents take the checkpoint's document route",
+    "max_length": "the base model's own max_seq_length applies",
+    "pooling": "the base model's own sentence-transformers pooling applies",
+    "tokenizer_name": "the base model's own tokenizer applies",
+    "trust_remote_code": "jepa-rag loads sentence-transformers folders and never runs a model's remote code",
+}
+OWN_LABEL = "jepa-rag:"  # how LlamaIndex's JEPAEmbedding labels itself in model_name (so to_dict/from_dict round-trip)
+
+
+def from_hf_habits(options: dict[str, Any], what: str) -> dict[str, Any]:
+    """``options`` (keyword arguments of an adapter's constructor) with the Hugging Face embedding classes' habits
+    translated, so none is silently ignored.
+
+    ``model_name=`` selects the base model (it is ``base_model=``; both at once must agree), as in
+    ``HuggingFaceEmbedding(model_name=...)``; the checkpoint's heads still need the base model they were trained
+    on (``checkpoint="none"`` embeds with any base model alone). ``model_kwargs={"device": ...}`` is ``device=``.
+    The other habits (``encode_kwargs``, ``cache_folder``, ``query_instruction``...) raise :class:`ConfigError`
+    saying what to do instead.
+    """
+    out = dict(options)
+    model_name = out.pop("model_name", None)
+    if model_name is not None and not (isinstance(model_name, str) and model_name.startswith(OWN_LABEL)):
+        if not isinstance(model_name, (str, os.PathLike)) or not os.fspath(model_name).strip():
+            raise ConfigError(f"{what}: model_name must be a base model folder or Hub id, got {model_name!r}")
+        base = out.get("base_model")
+        if base is not None and normalize_base_model(base) != normalize_base_model(model_name):
+            raise ConfigError(f"{what}: model_name={os.fspath(model_name)!r} and base_model={os.fspath(base)!r} name "
+                              "different base models; model_name is another name for base_model: pass one")
+        out["base_model"] = model_name
+    model_kwargs = out.pop("model_kwargs", None) or {}
+    if not isinstance(model_kwargs, dict) or set(model_kwargs) - {"device"}:
+        raise ConfigError(f"{what}: model_kwargs={model_kwargs!r} is not used; pass device= itself (the base model "
+                          "loads with sentence-transformers' defaults, its arithmetic is precision=)")
+    if "device" in model_kwargs:
+        if out.get("device") not in (None, model_kwargs["device"]):
+            raise ConfigError(f"{what}: device={out['device']!r} and model_kwargs['device']="
+                              f"{model_kwargs['device']!r} disagree: pass device= alone")
+        out["device"] = model_kwargs["device"]
+    unused = sorted(set(out) & set(_HF_HABITS))
+    if unused:
+        raise ConfigError(f"{what}: {unused[0]}= is a Hugging Face embedding option jepa-rag does not use: "
+                          f"{_HF_HABITS[unused[0]]}")
+    return out
 
 
 def normalize_checkpoint(checkpoint: str | os.PathLike | None) -> str:
@@ -118,8 +174,14 @@ def load_encoder(checkpoint: str | os.PathLike | None = DEFAULT, base_model: str
     with _LOCK:
         encoder = _ENCODERS.get(key)
         if encoder is None:
-            encoder = JEPAEncoder.from_pretrained(ckpt, base_model=base, device=device, precision=precision,
-                                                  use_cache=use_cache, cache_dir=cache, cache_queries=cache_queries)
+            try:
+                encoder = JEPAEncoder.from_pretrained(ckpt, base_model=base, device=device, precision=precision,
+                                                      use_cache=use_cache, cache_dir=cache, cache_queries=cache_queries)
+            except CheckpointError as exc:
+                if base is None or ckpt == VANILLA:
+                    raise
+                raise CheckpointError(f"{exc} (to embed with base model {base} alone, without heads, pass "
+                                      "checkpoint='none')") from None
             _ENCODERS[key] = encoder
     return encoder
 

@@ -21,6 +21,7 @@ from jepa_rag.adapters import (
     DEFAULT,
     PRECISION_HELP,
     USE_CACHE_HELP,
+    from_hf_habits,
     load_encoder,
     normalize_base_model,
     normalize_checkpoint,
@@ -36,7 +37,9 @@ class JEPAEmbeddings(BaseModel, Embeddings):
     """A jepa-rag checkpoint as LangChain ``Embeddings``.
 
     ``JEPAEmbeddings()`` loads the checkpoint shipped with jepa-rag; ``checkpoint=`` takes a checkpoint folder or
-    ``"none"`` (the plain base model), ``base_model=`` a local model folder or Hub id, ``device=`` a torch device.
+    ``"none"`` (the plain base model), ``base_model=`` a local model folder or Hub id (``model_name=``, as
+    ``HuggingFaceEmbeddings`` users write it, is the same: it must be the model the checkpoint was trained on, any
+    model with ``checkpoint="none"``), ``device=`` a torch device (``model_kwargs={"device": ...}`` too).
     ``precision`` is the frozen base's arithmetic (default ``"auto"``: bfloat16 where the hardware computes it
     natively, fp32 elsewhere; the same embedding space either way). Documents' base vectors are cached on disk
     (``use_cache``, ``cache_dir``); queries stay in a bounded in-memory LRU unless ``cache_queries=True``.
@@ -73,7 +76,7 @@ class JEPAEmbeddings(BaseModel, Embeddings):
         """``JEPAEmbeddings("path/to/checkpoint")`` and ``JEPAEmbeddings(checkpoint=...)`` alike, as in LlamaIndex."""
         if checkpoint is not _UNSET:
             data["checkpoint"] = checkpoint
-        super().__init__(**data)
+        super().__init__(**from_hf_habits(data, "JEPAEmbeddings"))
         # load now, outside pydantic validation, so a bad checkpoint raises jepa-rag's own error
         self._encoder = self._load()
 

@@ -20,8 +20,10 @@ from jepa_rag.adapters import (
     CACHE_DIR_HELP,
     CACHE_QUERIES_HELP,
     DEFAULT,
+    OWN_LABEL,
     PRECISION_HELP,
     USE_CACHE_HELP,
+    from_hf_habits,
     load_encoder,
     normalize_base_model,
     normalize_checkpoint,
@@ -35,7 +37,9 @@ class JEPAEmbedding(BaseEmbedding):
     """A jepa-rag checkpoint as a LlamaIndex embedding model.
 
     ``JEPAEmbedding()`` loads the checkpoint shipped with jepa-rag; ``checkpoint=`` takes a checkpoint folder or
-    ``"none"`` (the plain base model), ``base_model=`` a local model folder or Hub id, ``device=`` a torch device.
+    ``"none"`` (the plain base model), ``base_model=`` a local model folder or Hub id (``model_name=``, as
+    ``HuggingFaceEmbedding`` users write it, is the same: it must be the model the checkpoint was trained on, any
+    model with ``checkpoint="none"``), ``device=`` a torch device.
     ``precision`` is the frozen base's arithmetic (default ``"auto"``: bfloat16 where the hardware computes it
     natively, fp32 elsewhere; the same embedding space either way). Documents' base vectors are cached on disk
     (``use_cache``, ``cache_dir``); queries stay in a bounded in-memory LRU unless ``cache_queries=True``.
@@ -55,13 +59,15 @@ class JEPAEmbedding(BaseEmbedding):
     def __init__(self, checkpoint: str | os.PathLike | None = DEFAULT, base_model: str | os.PathLike | None = None,
                  device: str | None = None, precision: str = "auto", *, use_cache: bool = True,
                  cache_dir: str | os.PathLike | None = None, cache_queries: bool = False, **kwargs: Any):
+        kwargs = from_hf_habits({**kwargs, "base_model": base_model, "device": device}, "JEPAEmbedding")
+        base_model, device = kwargs.pop("base_model"), kwargs.pop("device")
         checkpoint = normalize_checkpoint(checkpoint)
         base_model = normalize_base_model(base_model)
         cache_dir = os.fspath(cache_dir) if cache_dir is not None else None
         # loaded before pydantic validation, so a bad checkpoint or precision raises jepa-rag's own error
         encoder = load_encoder(checkpoint, base_model, device, precision, use_cache=use_cache, cache_dir=cache_dir,
                                cache_queries=cache_queries)
-        kwargs.setdefault("model_name", f"jepa-rag:{encoder.fingerprint.model_id}:{checkpoint}")
+        kwargs["model_name"] = f"{OWN_LABEL}{encoder.fingerprint.model_id}:{checkpoint}"
         super().__init__(checkpoint=checkpoint, base_model=base_model, device=device, precision=precision,
                          use_cache=use_cache, cache_dir=cache_dir, cache_queries=cache_queries, **kwargs)
         self._encoder = encoder
