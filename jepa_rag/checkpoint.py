@@ -1,17 +1,29 @@
 """Checkpoints: ``model.safetensors`` (the heads only) + ``adapter_config.json``. No pickle anywhere.
 
 ``adapter_config.json`` holds the format version, the full :class:`ModelConfig`, the base model's fingerprint,
-the sha256 of ``model.safetensors`` (so a truncated or corrupt file is refused), and free-form ``training``
+the sha256 of ``model.safetensors`` (so a truncated or corrupt file is refused), ``config_sha256`` (see below), and
+free-form ``training``
 (train config, data hash, seed) and ``metrics`` sections, and an optional ``retrieval`` section (the hybrid
 fusion chosen on dev for these heads, see :func:`jepa_rag.fusion.fusion_of`). Saving writes a temp folder,
 fsyncs it, and renames it into place: a crash while saving never leaves a half-written checkpoint that loads.
 Replacing a checkpoint sets the old folder aside first; a crash between the two renames is rolled back by the next
 save (or :func:`repair_checkpoint`); a load in between reads the set-aside copy and changes nothing on disk, so the
 path always gives the old checkpoint or the new one.
+
+A checkpoint is input, so loading validates it before allocating anything: the config file's size and JSON nesting
+are bounded, ``config_sha256`` (the sha256 of the canonical JSON of ``format``, ``format_version``,
+``weights_sha256``, ``model`` and ``base_fingerprint``) must match, every size in the model config must be a finite
+number within :data:`jepa_rag.config.MAX_DIM` and friends, and the weights' shapes must be the ones the config
+implies, so the heads allocate no more than the verified weights file holds. ``training``, ``metrics`` and
+``retrieval`` are records that tools rewrite in place (the fusion chosen on dev): they are outside the hash, and
+``retrieval.fusion`` is validated on its own. Checkpoints written before ``config_sha256`` existed (no such key,
+like the shipped default) load under the same bounds and shape checks, without the hash check. Every failure is a
+:class:`CheckpointError`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -23,7 +35,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .base_model import Fingerprint, sha256_file
-from .config import ModelConfig, from_dict, to_dict
+from .config import MAX_DIM, ModelConfig, from_dict, to_dict
 from .errors import CheckpointError, ConfigError
 from .fsutil import fsync_dir, fsync_file, make_temp_dir
 
@@ -31,6 +43,55 @@ FORMAT = "jepa-rag-adapter"
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 CONFIG = "adapter_config.json"
+MAX_CONFIG_BYTES = 16 << 20  # the shipped default's is 23 KB (dev curves included)
+MAX_JSON_DEPTH = 64
+HASHED_KEYS = ("format", "format_version", "weights_sha256", "model", "base_fingerprint")
+
+
+def config_sha256(meta: dict) -> str:
+    """The integrity hash of a checkpoint config's :data:`HASHED_KEYS` (canonical JSON: sorted keys, no spaces)."""
+    covered = {k: meta.get(k) for k in HASHED_KEYS}
+    return hashlib.sha256(json.dumps(covered, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _json_depth(value: object) -> int:
+    depth, level = 0, [(value, 1)]
+    while level:
+        node, d = level.pop()
+        depth = max(depth, d)
+        if isinstance(node, dict):
+            level.extend((v, d + 1) for v in node.values())
+        elif isinstance(node, list):
+            level.extend((v, d + 1) for v in node)
+    return depth
+
+
+def _read_config(cfg_path: Path) -> dict:
+    """The parsed ``adapter_config.json``, refused (:class:`CheckpointError`) when too large, too deeply nested or
+    not JSON."""
+    size = cfg_path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise CheckpointError(f"{cfg_path}: {size} bytes, more than a checkpoint config holds ({MAX_CONFIG_BYTES})")
+    try:
+        meta = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{cfg_path}: corrupt (not valid JSON: {exc})") from None
+    except RecursionError:
+        raise CheckpointError(f"{cfg_path}: JSON nested too deeply (more than {MAX_JSON_DEPTH} levels)") from None
+    if _json_depth(meta) > MAX_JSON_DEPTH:
+        raise CheckpointError(f"{cfg_path}: JSON nested too deeply (more than {MAX_JSON_DEPTH} levels)")
+    return meta
+
+
+def _expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """The tensors a config's heads hold (:class:`jepa_rag.heads.MLPHead`: Linear, GELU, Dropout, Linear)."""
+    out: dict[str, tuple[int, ...]] = {}
+    for name, head in (("projection", config.projection), ("predictor", config.predictor)):
+        if head is not None:
+            h = head.hidden_dim
+            out.update({f"{name}.net.0.weight": (h, head.in_dim), f"{name}.net.0.bias": (h,),
+                        f"{name}.net.3.weight": (head.out_dim, h), f"{name}.net.3.bias": (head.out_dim,)})
+    return out
 
 
 @dataclass
@@ -105,6 +166,7 @@ def save_checkpoint(ckpt: Checkpoint, directory: str | os.PathLike) -> Path:
         }
         if ckpt.retrieval:
             meta["retrieval"] = ckpt.retrieval
+        meta["config_sha256"] = config_sha256(json.loads(json.dumps(meta, default=str)))
         (tmp / CONFIG).write_text(json.dumps(meta, indent=2, sort_keys=False, default=str), encoding="utf-8")
         shutil.copymode(tmp / CONFIG, tmp / WEIGHTS)  # save_file makes it -rw-------; the config has the umask's mode
         for f in (tmp / WEIGHTS, tmp / CONFIG):
@@ -143,10 +205,7 @@ def load_checkpoint(directory: str | os.PathLike) -> Checkpoint:
     for f in (cfg_path, w_path):
         if not f.is_file():
             raise CheckpointError(f"{directory}: not a jepa-rag checkpoint (missing {f.name})")
-    try:
-        meta = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{cfg_path}: corrupt (not valid JSON: {exc})") from None
+    meta = _read_config(cfg_path)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{cfg_path}: not a jepa-rag adapter config (format={meta.get('format') if isinstance(meta, dict) else None!r})")
     version = meta.get("format_version")
@@ -154,29 +213,43 @@ def load_checkpoint(directory: str | os.PathLike) -> Checkpoint:
         raise CheckpointError(
             f"{cfg_path}: unknown format_version {version!r}; this jepa-rag reads version {FORMAT_VERSION}. "
             "Upgrade jepa-rag or re-export the checkpoint.")
+    if "config_sha256" in meta and meta["config_sha256"] != config_sha256(meta):
+        raise CheckpointError(
+            f"{cfg_path}: the model config, base fingerprint or weights hash was changed after saving (config_sha256 "
+            "does not match); re-save the checkpoint with jepa_rag.save_checkpoint instead of editing it")
+    try:
+        config = from_dict(ModelConfig, meta.get("model"))
+        config.validate()
+        fingerprint = Fingerprint.from_dict(meta["base_fingerprint"])
+    except (ConfigError, KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise CheckpointError(f"{cfg_path}: invalid model config or base fingerprint ({exc})") from None
+    if isinstance(fingerprint.dim, bool) or not isinstance(fingerprint.dim, int) or not 1 <= fingerprint.dim <= MAX_DIM:
+        raise CheckpointError(f"{cfg_path}: base_fingerprint.dim must be an integer in [1, {MAX_DIM}], got "
+                              f"{fingerprint.dim!r}")
+    if config.projection.in_dim != fingerprint.dim:
+        raise CheckpointError(
+            f"{cfg_path}: projection expects {config.projection.in_dim}-d input but the base model gives {fingerprint.dim}-d")
     digest = sha256_file(w_path)
     if digest != meta.get("weights_sha256"):
         raise CheckpointError(
             f"{w_path}: corrupt or truncated (sha256 {digest[:12]}… does not match the recorded "
             f"{str(meta.get('weights_sha256'))[:12]}…)")
     try:
-        config = from_dict(ModelConfig, meta.get("model"))
-        config.validate()
-        fingerprint = Fingerprint.from_dict(meta["base_fingerprint"])
-    except (ConfigError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"{cfg_path}: invalid model config or base fingerprint ({exc})") from None
-    try:
         state = load_file(str(w_path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{w_path}: cannot read safetensors ({exc})") from None
+    expected = _expected_shapes(config)
+    shapes = {k: tuple(v.shape) for k, v in state.items()}
+    if shapes != expected:
+        wrong = sorted(set(shapes) ^ set(expected)) or [k for k in sorted(expected) if shapes[k] != expected[k]]
+        raise CheckpointError(
+            f"{w_path}: the weights do not match the model config (dimension mismatch: {wrong[0]!r} is "
+            f"{shapes.get(wrong[0])} in the weights, {expected.get(wrong[0])} in the config)")
     broken = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if broken:
         raise CheckpointError(
             f"{w_path}: tensor {broken[0]!r} holds NaN or inf values (training diverged?); it would embed every text "
             "as NaN")
-    if config.projection.in_dim != fingerprint.dim:
-        raise CheckpointError(
-            f"{cfg_path}: projection expects {config.projection.in_dim}-d input but the base model gives {fingerprint.dim}-d")
     retrieval = meta.get("retrieval") or {}
     if not isinstance(retrieval, dict):
         raise CheckpointError(f"{cfg_path}: 'retrieval' must be a mapping, got {type(retrieval).__name__}")

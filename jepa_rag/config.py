@@ -7,6 +7,7 @@ trained. Both round-trip through plain dicts, so they live in ``adapter_config.j
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, get_args, get_type_hints
 
@@ -17,6 +18,11 @@ from .errors import ConfigError
 DEFAULT_BASE_MODEL = "sentence-transformers/all-mpnet-base-v2"
 # self-supervised sources: pairs made from unlabelled corpus.jsonl files (no queries, no judgments read)
 CORPUS_SOURCES = ("titles", "sentences", "ict")
+
+# Bounds on a head's sizes (the largest sentence encoders give 4096-d vectors; the shipped heads use 768 and 2x)
+MAX_DIM = 1 << 16
+MAX_HIDDEN_MULT = 64.0
+MAX_HIDDEN_DIM = 1 << 17
 
 QueryRoute = Literal["projection", "predictor"]
 Scoring = Literal["cosine", "euclidean"]
@@ -41,12 +47,23 @@ class HeadConfig:
         return int(round(self.in_dim * self.hidden_mult))
 
     def validate(self, name: str) -> None:
-        if self.in_dim <= 0 or self.out_dim <= 0:
-            raise ConfigError(f"{name}: in_dim and out_dim must be positive, got {self.in_dim}, {self.out_dim}")
+        # every size is checked before anything is allocated: a checkpoint's config is input like any other, and
+        # an edited one (hidden_mult=2000, NaN, 1e300) must be refused, not discovered by the allocator
+        for field_name in ("in_dim", "out_dim"):
+            value = getattr(self, field_name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_DIM:
+                raise ConfigError(f"{name}: {field_name} must be an integer in [1, {MAX_DIM}], got {value!r}")
+        for field_name in ("hidden_mult", "dropout"):
+            value = getattr(self, field_name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ConfigError(f"{name}: {field_name} must be a finite number, got {value!r}")
+        if not isinstance(self.residual, bool):
+            raise ConfigError(f"{name}: residual must be true or false, got {self.residual!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"{name}: dropout must be in [0, 1), got {self.dropout}")
-        if self.hidden_mult <= 0:
-            raise ConfigError(f"{name}: hidden_mult must be positive, got {self.hidden_mult}")
+        if not 0 < self.hidden_mult <= MAX_HIDDEN_MULT or not 1 <= self.hidden_dim <= MAX_HIDDEN_DIM:
+            raise ConfigError(f"{name}: hidden_mult must be in (0, {MAX_HIDDEN_MULT}] and give a hidden layer of 1 to "
+                              f"{MAX_HIDDEN_DIM} units, got {self.hidden_mult} ({self.in_dim} inputs)")
         if self.residual and self.in_dim != self.out_dim:
             raise ConfigError(
                 f"{name}: a residual (identity-initialised) head needs in_dim == out_dim, "
@@ -66,6 +83,14 @@ class ModelConfig:
     scoring: Scoring = "cosine"
 
     def validate(self) -> None:
+        if not isinstance(self.projection, HeadConfig):
+            raise ConfigError(f"projection: expected a head config mapping, got {self.projection!r:.60}")
+        if self.predictor is not None and not isinstance(self.predictor, HeadConfig):
+            raise ConfigError(f"predictor: expected a head config mapping or null, got {self.predictor!r:.60}")
+        if not isinstance(self.base_model, str) or not 0 < len(self.base_model) <= 1000:
+            raise ConfigError(f"base_model must be a model name or folder (1 to 1000 characters), got {self.base_model!r:.60}")
+        if not isinstance(self.normalize, bool):
+            raise ConfigError(f"normalize must be true or false, got {self.normalize!r}")
         self.projection.validate("projection")
         if self.predictor is not None:
             self.predictor.validate("predictor")

@@ -84,6 +84,10 @@ def test_refuses_dimension_mismatch(tmp_path, minilm_dir, minilm_fingerprint):
     meta = json.loads(p.read_text())
     meta["model"]["projection"]["in_dim"] = 768
     p.write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="config_sha256 does not match"):
+        load_checkpoint(tmp_path / "c")
+    del meta["config_sha256"]  # as a checkpoint written before the hash: the dimension check still refuses it
+    p.write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="768-d input but the base model gives 384-d"):
         load_checkpoint(tmp_path / "c")
     # weights of the wrong shape for the config

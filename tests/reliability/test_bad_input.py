@@ -202,6 +202,9 @@ def _other_base_model(src, dst):
     cfg = dst / "adapter_config.json"
     meta = json.loads(cfg.read_text())
     meta["base_fingerprint"].update(model_id="someone/another-model", weights_sha256="0" * 64)
+    from jepa_rag.checkpoint import config_sha256
+
+    meta["config_sha256"] = config_sha256(meta)  # a sound checkpoint, trained on another model
     cfg.write_text(json.dumps(meta))
     return dst
 
