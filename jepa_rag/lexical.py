@@ -5,9 +5,12 @@ lower-cased, English stopwords removed, Snowball-stemmed; BM25 is bm25s' default
 b = 0.75).
 
 On disk a folder holds bm25s' own files (``.npy`` arrays saved without pickle, JSON vocabulary and parameters)
-and ``manifest.json`` (format version, tokenizer settings, the document ids in index order, a sha256 per file).
+and ``manifest.json`` (format version, tokenizer settings, the document ids in index order, a sha256 per file, and
+a sha256 of the manifest itself, so an edited id is refused like a damaged file).
 Saving writes a temp folder, fsyncs it and renames it into place, so a crash never leaves a half-written index
-that loads; loading checks every checksum and raises :class:`LexicalIndexError` naming what is wrong.
+that loads; loading checks every checksum and raises :class:`LexicalIndexError` naming what is wrong (indexes of
+format version 1, without the manifest's checksum, are refused the same way: rebuild them). Each save removes the
+temp folders and set-aside copies that killed saves left.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import tempfile
 import time
 import uuid
@@ -33,7 +37,8 @@ from .fsutil import fsync_dir, fsync_file
 from .fusion import best_indices
 
 FORMAT = "jepa-rag-lexical"
-FORMAT_VERSION = 1
+# 2: manifest_sha256, a checksum of the manifest itself (ids and file checksums); version 1 indexes lacked it
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 BM25_PARAMS = "params.index.json"
 STOPWORDS = "en"
@@ -52,6 +57,50 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def _manifest_sha256(manifest: dict) -> str:
+    """The checksum of a manifest's every other key (canonical JSON), so an edited id or file checksum is refused."""
+    rest = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+    return hashlib.sha256(json.dumps(rest, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return True
+
+
+def _remove_leftovers(folder: Path) -> None:
+    """Remove what saves of ``folder`` that were killed left beside it: temp folders (``.<name>.tmp<host>-<pid>-*``)
+    of dead processes on this host (or older than a day, from another host) and set-aside copies
+    (``.<name>.old<pid>.*``) of dead processes, once ``folder`` holds a committed index."""
+    host = socket.gethostname()
+    for path in folder.parent.glob(f".{folder.name}.tmp*"):
+        owner_host, _, rest = path.name[len(folder.name) + 5:].rpartition("-")[0].rpartition("-")
+        try:
+            pid = int(rest)
+        except ValueError:
+            continue
+        try:
+            stale = not _pid_alive(pid) if owner_host == host else time.time() - path.stat().st_mtime > 86400
+        except OSError:
+            continue
+        if stale:
+            shutil.rmtree(path, ignore_errors=True)
+    if not (folder / MANIFEST).is_file():
+        return  # a set-aside copy may be the only committed index
+    for path in folder.parent.glob(f".{folder.name}.old*"):
+        try:
+            pid = int(path.name[len(folder.name) + 5:].split(".")[0])
+        except ValueError:
+            continue
+        if not _pid_alive(pid):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _check_ids(ids: object) -> list[str]:
@@ -145,6 +194,7 @@ class LexicalIndex:
                 "ids": self.ids,
                 "sha256": {name: _sha256(tmp / name) for name in files},
             }
+            manifest["manifest_sha256"] = _manifest_sha256(manifest)
             (tmp / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
             for name in [*files, MANIFEST]:
                 fsync_file(tmp / name)
@@ -171,6 +221,7 @@ class LexicalIndex:
             fsync_dir(folder.parent)
             for old in aside:
                 shutil.rmtree(old, ignore_errors=True)
+            _remove_leftovers(folder)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -212,6 +263,9 @@ class LexicalIndex:
             raise LexicalIndexError(
                 f"{path}: unknown format_version {manifest.get('format_version')!r}; this jepa-rag reads version "
                 f"{FORMAT_VERSION}. Rebuild the index from its documents.")
+        if manifest.get("manifest_sha256") != _manifest_sha256(manifest):
+            raise LexicalIndexError(f"{path}: corrupt (the manifest's ids or checksums were changed after saving: "
+                                    "manifest_sha256 does not match). Rebuild the index from its documents.")
         ids, sums = manifest.get("ids"), manifest.get("sha256")
         if not isinstance(ids, list) or not isinstance(sums, dict):
             raise LexicalIndexError(f"{path}: manifest lacks its ids or checksums")
