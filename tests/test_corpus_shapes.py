@@ -160,13 +160,18 @@ def test_evaluate_cli_ranks_a_messy_corpus_as_its_clean_copy(folders, minilm_dir
     assert res["metrics"]["ndcg@10"] > 0.8
 
 
-def test_evaluate_counts_the_long_document_as_truncated(folders, minilm_dir, tmp_path):
+def test_without_a_cache_the_long_document_is_counted_and_repeated_texts_still_tie(folders, minilm_dir):
     from jepa_rag import JEPAEncoder
 
     enc = JEPAEncoder.from_pretrained("none", base_model=str(minilm_dir), precision="fp32",
-                                      cache_dir=tmp_path / "cache")  # a fresh cache: every document is embedded
+                                      use_cache=False)  # every document is embedded
     res = evaluate_beir(enc, folders[0], embeddings="off")
     assert res["corpus"]["truncated"] == 1 and res["corpus"]["indexed"] == 12
+    clean = _rows(False)
+    r = HybridRetriever(enc, [d for d, *_ in clean], [{"title": t, "text": x} for _, t, x in clean],
+                        fusion=Fusion(lexical_weight=0.0))
+    (first, s1), (second, s2) = r.retrieve([QUERIES_ALL["q6"]], k=2)[0]
+    assert (first, second) == ("12", "tea-copy") and s1 == s2
 
 
 # ------------------------------------------------------------------------------------------------ loaders
