@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -35,6 +36,14 @@ VANILLA_NAMES = (None, "none", "vanilla")
 # autocast (see from_pretrained)
 PRECISIONS = ("auto", "fp32", "bf16")
 QUERY_CACHE_SIZE = 4096
+# the query LRU's bound in bytes (texts and vectors), besides its bound in entries: a few long queries must not hold
+# what thousands of short ones would
+QUERY_CACHE_BYTES = 32 << 20
+# Queries longer than this many characters are cut to it (one warning per encoder). Why 10,000: the base models
+# read at most a few hundred tokens (all-mpnet-base-v2: 384, ~2,000 characters of English), so a longer query only
+# costs time (a 1 MB query took 15 s to tokenize and score) and memory; BM25 on the hybrid paths gets the same cut
+# (JEPAEncoder.bound_queries) so both sides see one query.
+MAX_QUERY_CHARS = 10_000
 log = logging.getLogger("jepa_rag")
 _warned_slow_bf16 = False
 
@@ -88,12 +97,20 @@ def resolve_precision(precision: str, device: str | None) -> str:
 
 
 class _VectorLRU:
-    """A bounded, thread-safe text -> vector map: recent query vectors without writing any query to disk."""
+    """A bounded, thread-safe text -> vector map: recent query vectors without writing any query to disk.
 
-    def __init__(self, size: int):
+    Bounded in entries (``size``) and in bytes (``max_bytes``, the texts' and vectors' memory): the oldest go first."""
+
+    def __init__(self, size: int, max_bytes: int = QUERY_CACHE_BYTES):
         self.size = size
+        self.max_bytes = max_bytes
+        self.bytes = 0
         self._items: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
+
+    @staticmethod
+    def _cost(text: str, vec: np.ndarray) -> int:
+        return sys.getsizeof(text) + vec.nbytes
 
     def __len__(self) -> int:
         return len(self._items)
@@ -106,13 +123,18 @@ class _VectorLRU:
             return vec
 
     def put(self, text: str, vec: np.ndarray) -> None:
-        if self.size <= 0:
+        cost = self._cost(text, vec)
+        if self.size <= 0 or cost > self.max_bytes:
             return
         with self._lock:
+            old = self._items.pop(text, None)
+            if old is not None:
+                self.bytes -= self._cost(text, old)
             self._items[text] = vec
-            self._items.move_to_end(text)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
+            self.bytes += cost
+            while len(self._items) > self.size or self.bytes > self.max_bytes:
+                gone, gone_vec = self._items.popitem(last=False)
+                self.bytes -= self._cost(gone, gone_vec)
 
 
 def validate_texts(texts: object, what: str = "texts") -> list[str]:
@@ -157,11 +179,16 @@ class JEPAEncoder:
         precision: str = "auto",
         cache_queries: bool = False,
         query_cache_size: int = QUERY_CACHE_SIZE,
+        max_query_chars: int | None = MAX_QUERY_CHARS,
+        query_cache_bytes: int = QUERY_CACHE_BYTES,
     ):
         self.requested_precision = check_precision(precision)
         self.precision = resolve_precision(precision, device)
         self.cache_queries = bool(cache_queries)
-        self._query_lru = _VectorLRU(query_cache_size)
+        self.max_query_chars = check_max_query_chars(max_query_chars)
+        self.truncated_queries = 0
+        self._warned_long_query = False
+        self._query_lru = _VectorLRU(query_cache_size, query_cache_bytes)
         self.truncated_texts = 0
         self._warned_truncation = False
         self.fingerprint = fingerprint
@@ -196,6 +223,8 @@ class JEPAEncoder:
         precision: str = "auto",
         cache_queries: bool = False,
         query_cache_size: int = QUERY_CACHE_SIZE,
+        max_query_chars: int | None = MAX_QUERY_CHARS,
+        query_cache_bytes: int = QUERY_CACHE_BYTES,
     ) -> JEPAEncoder:
         """Load a checkpoint folder, ``"default"`` (the one jepa-rag ships), or ``"none"`` (vanilla base model).
 
@@ -211,7 +240,11 @@ class JEPAEncoder:
         Caching: documents' base vectors are stored on disk (``cache_dir``, default ``~/.cache/jepa_rag/
         embeddings``; ``use_cache=False`` turns it off). Queries are read from that store but not written to it
         unless ``cache_queries=True``: a serving process sees millions of distinct queries, so they go to a
-        bounded in-memory LRU of ``query_cache_size`` vectors per encoder instead.
+        bounded in-memory LRU of ``query_cache_size`` vectors and ``query_cache_bytes`` bytes per encoder instead.
+
+        Queries longer than ``max_query_chars`` characters (default :data:`MAX_QUERY_CHARS`; ``None``: no limit) are
+        cut to their first ``max_query_chars`` characters, with one warning per encoder (counted in
+        ``encoder.truncated_queries``); the base model reads only their first few hundred tokens anyway.
         """
         ckpt: Checkpoint | None = None
         if checkpoint not in VANILLA_NAMES:
@@ -237,7 +270,7 @@ class JEPAEncoder:
             ckpt.config if ckpt else None, fingerprint, folder, ckpt.state_dict if ckpt else None,
             device=device, use_cache=use_cache, cache_dir=cache_dir, batch_size=batch_size,
             checkpoint_path=ckpt.path if ckpt else None, precision=precision, cache_queries=cache_queries,
-            query_cache_size=query_cache_size,
+            query_cache_size=query_cache_size, max_query_chars=max_query_chars, query_cache_bytes=query_cache_bytes,
         )
 
     # the heads' parts, for code written against the encoder before JEPAHeads held them
@@ -382,10 +415,28 @@ class JEPAEncoder:
             raise InvalidInputError("the base vectors hold non-finite values (NaN/inf)")
         return out
 
+    def bound_queries(self, queries: Sequence[str]) -> list[str]:
+        """``queries`` validated, each cut to :attr:`max_query_chars` characters (one warning per encoder).
+
+        :meth:`encode_queries` applies it; a hybrid path applies it before BM25 too, so both sides see one query."""
+        queries = validate_texts(queries, "queries")
+        limit = self.max_query_chars
+        if limit is None or all(len(q) <= limit for q in queries):
+            return queries
+        long = [len(q) for q in queries if len(q) > limit]
+        self.truncated_queries += len(long)
+        if not self._warned_long_query:
+            self._warned_long_query = True
+            log.warning("%d quer%s longer than max_query_chars=%d characters (the longest has %d) cut to their first "
+                        "%d characters; further cuts are counted in encoder.truncated_queries, not logged",
+                        len(long), "y" if len(long) == 1 else "ies", limit, max(long), limit)
+        return [q[:limit] if len(q) > limit else q for q in queries]
+
     def encode_queries(self, queries: Sequence[str], batch_size: int | None = None,
                        show_progress_bar: bool | None = None, **_: object) -> np.ndarray:
-        """Query vectors (N×dim). An empty list gives an empty (0, dim) array."""
-        queries = validate_texts(queries, "queries")
+        """Query vectors (N×dim). An empty list gives an empty (0, dim) array. Queries longer than
+        :attr:`max_query_chars` are cut (:meth:`bound_queries`)."""
+        queries = self.bound_queries(queries)
         base = self.embed_queries_base(queries, show_progress_bar=show_progress_bar, batch_size=batch_size)
         return self.apply_heads(base, "query")
 
@@ -417,15 +468,16 @@ class JEPAEncoder:
         return f"JEPAEncoder({what}, base={self.fingerprint.model_id}, dim={self.dim}, query_route={self.query_route})"
 
 
+def check_max_query_chars(value: int | None) -> int | None:
+    """``value`` if it is ``None`` or a positive integer, else :class:`ConfigError`."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ConfigError(f"max_query_chars must be a positive integer or None, got {value!r}")
+    return value
+
+
 def similarity(q: np.ndarray, d: np.ndarray, scoring: str) -> np.ndarray:
-    """Cosine (on normalised copies) or negative Euclidean distance."""
-    q = np.asarray(q, dtype=np.float32)
-    d = np.asarray(d, dtype=np.float32)
-    if scoring == "cosine":
-        qn = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
-        dn = d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
-        return qn @ dn.T
-    if scoring == "euclidean":
-        sq = (q**2).sum(1)[:, None] + (d**2).sum(1)[None, :] - 2.0 * (q @ d.T)
-        return -np.sqrt(np.maximum(sq, 0.0))
-    raise InvalidInputError(f"scoring must be 'cosine' or 'euclidean', got {scoring!r}")
+    """Cosine (on normalised copies) or negative Euclidean distance. To score many query batches against one
+    document matrix, prepare it once with :class:`jepa_rag.document_matrix.DocumentMatrix` (same numbers)."""
+    from .document_matrix import DocumentMatrix
+
+    return DocumentMatrix(d, scoring).scores(q)

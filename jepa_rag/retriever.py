@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .corpus_audit import clean_corpus
+from .document_matrix import DocumentMatrix
 from .encoder import JEPAEncoder, validate_texts
 from .errors import InvalidInputError
 from .fusion import NORMALIZATIONS, Fusion, fusion_of, top_k
@@ -49,14 +50,18 @@ class HybridRetriever:
         self.lexical = lexical
         self.doc_vectors = (encoder.encode_corpus(clean.documents, show_progress_bar=show_progress_bar)
                             if clean.ids else np.zeros((0, encoder.dim), dtype=np.float32))
+        self._documents = DocumentMatrix(self.doc_vectors, encoder.scoring)  # normalised once, not per query
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def scores(self, queries: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Whole-corpus dense and BM25 scores, each (Q, N) in :attr:`ids` order."""
-        queries = validate_texts(queries, "queries")
-        dense = self.encoder.similarity(self.encoder.encode_queries(queries), self.doc_vectors) if queries \
+        """Whole-corpus dense and BM25 scores, each (Q, N) in :attr:`ids` order. Both sides score each query cut to
+        the encoder's ``max_query_chars`` (:meth:`JEPAEncoder.bound_queries`)."""
+        queries = self.encoder.bound_queries(queries)
+        if self._documents.source is not self.doc_vectors:  # doc_vectors was replaced
+            self._documents = DocumentMatrix(self.doc_vectors, self.encoder.scoring)
+        dense = self._documents.scores(self.encoder.encode_queries(queries)) if queries \
             else np.zeros((0, len(self.ids)), dtype=np.float32)
         return dense, self.lexical.score_all(queries)
 
