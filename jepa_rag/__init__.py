@@ -24,6 +24,7 @@ from .errors import (
     JEPARagError,
     LexicalIndexError,
     ModelNotFoundError,
+    StaleCollectionError,
 )
 
 _LAZY = {  # public name -> the submodule that defines it
@@ -39,6 +40,7 @@ _LAZY = {  # public name -> the submodule that defines it
     **dict.fromkeys(["Fusion", "fusion_of"], "fusion"),
     **dict.fromkeys(["JEPAHeads", "Predictor", "ProjectionHead"], "heads"),
     "LexicalIndex": "lexical",
+    "LexicalStore": "lexical_store",
     **dict.fromkeys(["evaluate_run", "exact_search", "paired_test"], "metrics"),
     "HybridRetriever": "retriever",
 }
@@ -114,6 +116,7 @@ __all__ = [
     "JEPARagError",
     "LexicalIndex",
     "LexicalIndexError",
+    "LexicalStore",
     "LossConfig",
     "ModelConfig",
     "ModelNotFoundError",
@@ -121,6 +124,7 @@ __all__ = [
     "Pairs",
     "Predictor",
     "ProjectionHead",
+    "StaleCollectionError",
     "TrainConfig",
     "dev_split",
     "doc_text",

@@ -55,3 +55,8 @@ class EmbeddingSpaceConflictError(JEPARagError, ValueError):
 class LexicalIndexError(JEPARagError, ValueError):
     """A saved lexical (BM25) index that is missing, truncated, corrupt or of an unknown format; rebuild it from
     its documents."""
+
+
+class StaleCollectionError(JEPARagError, RuntimeError):
+    """A collection another process wrote while this process serves it through a client that cannot see those writes
+    (an embedded chromadb ``PersistentClient``): answering would mix a stale dense side with a fresh lexical one."""

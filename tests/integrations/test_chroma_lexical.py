@@ -1,4 +1,4 @@
-"""Chroma hybrid retrieval: the BM25 index belongs to the collection and is never served stale.
+"""Chroma hybrid retrieval: the BM25 index belongs to the collection, is updated by every write and never served stale.
 
 Most tests run twice: on an embedded ``PersistentClient`` (index folder inside its path) and against a real
 ``chroma run`` server (index folder named by ``lexical_dir``).
@@ -62,11 +62,11 @@ def _filled(connect, ef, passages):
 
 def _in_step(col) -> None:
     """The BM25 index holds exactly the collection's records (those with a text), each once."""
-    index = col.lexical_index()
+    ids = col.lexical_ids()
     stored = col.collection.get(include=["documents"])
     expected = {i for i, d in zip(stored["ids"], stored["documents"]) if d}
-    assert len(index.ids) == len(set(index.ids)) == len(expected)
-    assert set(index.ids) == expected
+    assert len(ids) == len(set(ids)) == len(expected)
+    assert set(ids) == expected
 
 
 def test_hybrid_query_fuses_dense_and_bm25(connect, ef, passages, queries):
@@ -85,7 +85,7 @@ def test_hybrid_query_fuses_dense_and_bm25(connect, ef, passages, queries):
     cos = {i: 1 - d for i, d in zip(dense["ids"][0], dense["distances"][0])}
     for i, s in zip(res["ids"][1], res["dense_scores"][1]):
         assert s == pytest.approx(cos[i], abs=1e-5)
-    assert col.refreshes == {"built": 1}  # one build, then served from memory
+    assert col.refreshes == {"built": 1}  # created with the (empty) collection, then updated in place
     # query_embeddings skip the encoder; the texts still drive BM25
     vec = col.collection._embedding_function.embed_query(["zyxwv"])
     assert col.hybrid_query(["zyxwv"], n_results=1, query_embeddings=vec)["ids"] == [["zyx"]]
@@ -100,7 +100,7 @@ def test_saved_index_is_reused_by_a_new_client(connect, ef, passages):
     assert again.refreshes == {"loaded": 1}
 
 
-def test_writes_keep_bm25_in_step_and_rebuild_once(connect, ef, passages):
+def test_writes_keep_bm25_in_step_without_rebuilding(connect, ef, passages):
     col, docs = _filled(connect, ef, passages)
     reader = _open(connect, col.name)  # another client, as another process would be
     assert reader.hybrid_query(["zyxwv"], n_results=1)["ids"] == [["zyx"]]
@@ -111,12 +111,12 @@ def test_writes_keep_bm25_in_step_and_rebuild_once(connect, ef, passages):
     col.delete(ids=["qua"])
     col.update(ids=["tcp"], documents=["Bicycles need oiled chains and pumped tyres."])
     assert reader.hybrid_query(["zyxwv"], n_results=3)["lexical_scores"][0] == [None] * 3
-    assert reader.refreshes["built"] + reader.refreshes["loaded"] == built + 1  # four writes, one rebuild
+    assert reader.refreshes["built"] + reader.refreshes["loaded"] == built  # four writes, no rebuild
     assert reader.hybrid_query(["xylophones"], n_results=1)["ids"] == [["new"]]
     assert reader.hybrid_query(["quartzite ridges"], n_results=5)["lexical_scores"][0] == [None] * 5
     top = reader.hybrid_query(["bicycles chains tyres"], n_results=1)
     assert top["ids"] == [["tcp"]] and top["lexical_scores"][0][0] > 0
-    assert reader.refreshes["built"] + reader.refreshes["loaded"] == built + 1
+    assert reader.refreshes["built"] + reader.refreshes["loaded"] == built
     _in_step(reader)
     _in_step(col)
     assert col.count() == len(docs)
@@ -146,80 +146,63 @@ def test_missing_index_is_rebuilt(connect, ef, passages):
     assert (again.folder / "current.json").is_file()
 
 
-@pytest.mark.parametrize("damage", ["file", "pointer"])
+@pytest.mark.parametrize("damage", ["state", "index", "pointer"])
 def test_corrupt_index_is_rebuilt(connect, ef, passages, damage):
+    import sqlite3
+
     col, _ = _filled(connect, ef, passages)
     col.hybrid_query(["zyxwv"], n_results=1)
     current = json.loads((col.folder / "current.json").read_text())
-    if damage == "file":
-        victim = next(p for p in (col.folder / current["index"]).iterdir() if p.suffix == ".npy")
-        victim.write_bytes(victim.read_bytes()[:-7] + b"garbage")
+    store = col.folder / current["store"]
+    if damage == "state":  # bytes of the stored vector moments flipped
+        with sqlite3.connect(store / "state.sqlite") as db:
+            total = db.execute("SELECT total FROM moments").fetchone()[0]
+            db.execute("UPDATE moments SET total = ?", (bytes(b ^ 0xFF for b in total[:8]) + total[8:],))
+    elif damage == "index":
+        (store / "index" / "meta.json").write_text("{not json")
     else:
-        (col.folder / "current.json").write_text('{"index": ')
+        (col.folder / "current.json").write_text('{"store": ')
     again = _open(connect, col.name)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         assert again.hybrid_query(["zyxwv"], n_results=1)["ids"] == [["zyx"]]
-    assert again.refreshes == {"built": 1}
-    if damage == "file":
-        assert any("corrupt" in str(w.message) for w in caught)
-    assert _open(connect, col.name).lexical_index().ids == again.lexical_index().ids  # the rebuilt one, saved
+    assert again.refreshes["built"] == 1  # damage found on open, or on the first read (state) after "loaded"
+    if damage != "pointer":
+        assert any("rebuilding" in str(w.message) for w in caught)
+    assert sorted(_open(connect, col.name).lexical_ids()) == sorted(again.lexical_ids())  # the rebuilt one, saved
 
 
-def test_a_write_that_bypasses_the_api_is_caught_by_the_count(connect, ef, passages):
+def test_a_write_that_bypasses_the_api_needs_refresh(connect, ef, passages):
+    """Documented limit: plain chromadb writes on the collection are invisible to the lexical side (no query pays
+    for a whole-collection check) until refresh() rebuilds it."""
     col, _ = _filled(connect, ef, passages)
     assert col.hybrid_query(["xylophones"], n_results=2)["lexical_scores"][0] == [None, None]
     col.collection.add(ids=["sneaky"], documents=["Xylophones chime brightly."])  # plain chromadb
-    assert col.hybrid_query(["xylophones"], n_results=1)["ids"] == [["sneaky"]]
-    _in_step(col)
-
-
-def test_a_count_preserving_bypass_needs_refresh(connect, ef, passages):
-    """Documented limit: a plain-chromadb upsert of an existing id keeps the count, so a process that already
-    holds the index keeps serving it until refresh(); a process that loads the saved index sees the texts'
-    digest differ and rebuilds."""
-    col, _ = _filled(connect, ef, passages)
-    col.hybrid_query(["zyxwv"], n_results=1)
-    col.collection.upsert(ids=["qua"], documents=["Xylophones chime brightly."])
-    assert col.hybrid_query(["xylophones"], n_results=2)["lexical_scores"][0] == [None, None]  # not detected
-    fresh = _open(connect, col.name)
-    assert fresh.hybrid_query(["xylophones"], n_results=1)["ids"] == [["qua"]]
-    assert fresh.refreshes == {"built": 1}
+    col.collection.upsert(ids=["qua"], documents=["Xylophones ring softly."])
+    assert col.hybrid_query(["xylophones"], n_results=2)["lexical_scores"][0] == [None, None]
     col.refresh()
-    assert col.hybrid_query(["xylophones"], n_results=1)["ids"] == [["qua"]]
-    assert _open(connect, col.name).hybrid_query(["xylophones"], n_results=1)["ids"] == [["qua"]]
+    assert set(col.hybrid_query(["xylophones"], n_results=2)["ids"][0]) == {"sneaky", "qua"}
+    assert col.refreshes["built"] == 2
+    _in_step(col)
+    assert set(_open(connect, col.name).hybrid_query(["xylophones"], n_results=2)["ids"][0]) == {"sneaky", "qua"}
 
 
-def test_a_writer_of_this_folder_that_died_mid_write(connect, ef, passages):
-    """Its dirty mark is seen under the folder's lock, so the writer is gone: rebuild, save, mark clean."""
-    from jepa_rag.chroma_hybrid import GENERATION_KEY
-
+def test_a_writer_that_died_mid_write_is_replayed(connect, ef, passages):
+    """A write journals its ids before it changes Chroma: killed after Chroma's write, the next reader (or writer)
+    that gets the folder's lock applies what Chroma then holds."""
     col, _ = _filled(connect, ef, passages)
     col.hybrid_query(["zyxwv"], n_results=1)
-    col._set_generation(f"dirty:{col._owner}:deadbeef")  # the first step of a write...
+    store = col.lexical_index()
+    old = {i: r[2] for i, r in col._records(["qua", "zyx"]).items()}
+    store.begin(old)  # the first step of a write...
     col.collection.update(ids=["qua"], documents=["Xylophones chime brightly."])  # ...the second, then a kill
+    col.collection.delete(ids=["zyx"])
     again = _open(connect, col.name)
     assert again.hybrid_query(["xylophones"], n_results=1)["ids"] == [["qua"]]
-    assert again.metadata[GENERATION_KEY].startswith("clean:")
-    assert _open(connect, col.name).hybrid_query(["xylophones"], n_results=1)["ids"] == [["qua"]]
+    assert again.lexical_index().pending() is None
+    assert again.hybrid_query(["zyxwv"], n_results=2)["lexical_scores"][0] == [None, None]
     assert col.hybrid_query(["xylophones"], n_results=1)["ids"] == [["qua"]]  # the old object too
-
-
-def test_a_writer_elsewhere_in_mid_write_is_never_trusted(connect, ef, passages):
-    """A dirty mark from another folder (another machine): rebuilt per query, never saved, until refresh()."""
-    col, _ = _filled(connect, ef, passages)
-    col.hybrid_query(["zyxwv"], n_results=1)
-    col._set_generation("dirty:0123456789abcdef:cafe")
-    col.collection.update(ids=["qua"], documents=["Xylophones chime brightly."])
-    for _ in range(2):
-        with pytest.warns(RuntimeWarning, match="another writer"):
-            assert col.hybrid_query(["xylophones"], n_results=1)["ids"] == [["qua"]]
-    assert col.refreshes["built"] == 3
-    col.refresh()
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert col.hybrid_query(["xylophones"], n_results=1)["ids"] == [["qua"]]
-    assert col.refreshes["built"] == 4
+    _in_step(col)
 
 
 def test_records_without_text_and_an_empty_collection(connect, ef):
@@ -229,7 +212,7 @@ def test_records_without_text_and_an_empty_collection(connect, ef):
     col.add(ids=["doc"], documents=["Tides follow the Moon."])
     res = col.hybrid_query(["moon tides"], n_results=5)
     assert res["ids"][0][0] == "doc" and set(res["ids"][0]) == {"vec", "doc"}
-    assert col.lexical_index().ids == ["doc"]
+    assert col.lexical_ids() == ["doc"]
 
 
 def test_server_needs_a_lexical_dir(chroma_server, ef):
@@ -269,29 +252,72 @@ WRITER = textwrap.dedent("""
     import sys
     import chromadb
     from jepa_rag.chroma_hybrid import hybrid_collection
-    col = hybrid_collection(chromadb.PersistentClient(path=sys.argv[1]), sys.argv[2])
+    if sys.argv[1] == "embedded":
+        client, lexical_dir = chromadb.PersistentClient(path=sys.argv[2]), None
+    else:
+        host, port = sys.argv[2].rsplit(":", 1)
+        client, lexical_dir = chromadb.HttpClient(host=host, port=int(port)), sys.argv[4]
+    col = hybrid_collection(client, sys.argv[3], lexical_dir=lexical_dir)
     col.add(ids=["other"], documents=["Xylophones chime brightly in another process."])
     col.delete(ids=["qua"])
     print("WROTE")
 """)
 
 
-def test_writes_from_another_process_are_seen(tmp_path, ef, passages):
-    """Checked on the lexical side: an embedded Chroma's HNSW index in one process does not see vectors another
-    process added (a chromadb limitation; count, get and metadata do see them)."""
+def _other_process_writes(*args: str) -> None:
+    proc = subprocess.run([sys.executable, "-c", WRITER, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=180)
+    assert proc.returncode == 0 and "WROTE" in proc.stdout, proc.stderr[-3000:]
+
+
+def test_writes_from_another_process_are_refused_on_an_embedded_client(tmp_path, ef, passages):
+    """An embedded Chroma's HNSW index in one process does not see vectors another process added (a chromadb
+    limitation), so a long-running reader refuses to answer rather than mix a stale dense side with BM25."""
     from jepa_rag.chroma_hybrid import hybrid_collection
+    from jepa_rag.errors import StaleCollectionError
 
     path = tmp_path / "db"
     col = hybrid_collection(chromadb.PersistentClient(path=str(path)), _name(), ef)
     col.add(ids=list({**passages, **RARE}), documents=list({**passages, **RARE}.values()))
     assert col.hybrid_query(["quartzite"], n_results=1)["ids"] == [["qua"]]
-    proc = subprocess.run([sys.executable, "-c", WRITER, str(path), col.name], cwd=ROOT, capture_output=True,
-                          text=True, timeout=180)
-    assert proc.returncode == 0 and "WROTE" in proc.stdout, proc.stderr[-3000:]
-    assert [i for i, _ in col.lexical_index().search(["xylophones"], 1)[0]] == ["other"]
-    assert col.lexical_index().search(["quartzite"], 2) == [[]]
-    assert col.refreshes == {"built": 2}
+    _other_process_writes("embedded", str(path), col.name)
+    with pytest.raises(StaleCollectionError, match="chroma run"):
+        col.hybrid_query(["xylophones"], n_results=1)
+
+
+def test_writes_from_another_process_are_seen_through_a_server(tmp_path, ef, passages, chroma_server):
+    """With a Chroma server and a shared lexical folder, a long-running reader sees another process's writes on
+    both sides at its next query, without a rebuild."""
+    from jepa_rag.chroma_hybrid import hybrid_collection
+
+    host, port = chroma_server
+    lexical_dir = tmp_path / "lexical"
+    col = hybrid_collection(chromadb.HttpClient(host=host, port=port), _name(), ef, lexical_dir=lexical_dir)
+    col.add(ids=list({**passages, **RARE}), documents=list({**passages, **RARE}.values()))
+    assert col.hybrid_query(["quartzite"], n_results=1)["ids"] == [["qua"]]
+    _other_process_writes("server", f"{host}:{port}", col.name, str(lexical_dir))
+    top = col.hybrid_query(["xylophones chime"], n_results=1)
+    assert top["ids"] == [["other"]] and top["dense_scores"][0][0] is not None and top["lexical_scores"][0][0] > 0
+    assert "qua" not in col.hybrid_query(["quartzite ridges"], n_results=5)["ids"][0]
+    assert col.refreshes == {"built": 1}
     _in_step(col)
+
+
+def test_filters_apply_to_both_sides(connect, ef, passages):
+    col = _open(connect, _name(), ef)
+    docs = {**passages, **RARE}
+    col.add(ids=list(docs), documents=list(docs.values()),
+            metadatas=[{"shelf": "a" if i % 2 else "b", "n": i} for i in range(len(docs))])
+    shelf = {i: ("a" if j % 2 else "b") for j, i in enumerate(docs)}
+    for where in ({"shelf": "a"}, {"shelf": {"$in": ["a"]}}, {"n": {"$gte": 0}, "shelf": "a"} and
+                  {"$and": [{"n": {"$gte": 0}}, {"shelf": "a"}]}):
+        res = col.hybrid_query(["zyxwv quartzite", "capital of France"], n_results=len(docs), where=where)
+        for ids in res["ids"]:
+            assert ids and all(shelf[i] == "a" for i in ids)
+    res = col.hybrid_query(["zyxwv handshake"], n_results=3, where={"shelf": shelf["qua"]})
+    assert "zyx" not in res["ids"][0] or shelf["zyx"] == shelf["qua"]
+    res = col.hybrid_query(["handshake frames"], n_results=3, where_document={"$contains": "Quartzite"})
+    assert res["ids"] == [["qua"]]
 
 
 def test_dense_scores_match_numpy(ef, passages, queries):
