@@ -319,6 +319,11 @@ def ingest(collection: Any, ids: Sequence[str], documents: Sequence[str], *,
                 collection.upsert(**kwargs)
                 break
             except Exception as exc:
+                from jepa_rag.storage_full import storage_full_error
+
+                full = storage_full_error(collection, exc)  # chromadb's own error never says "disk full"
+                if full is not None:
+                    raise full from exc
                 if attempt == retries or not _transient(exc):
                     raise
                 warnings.warn(f"ingest: batch at {start} failed ({exc!r}); retrying in {wait:g} s", RuntimeWarning,

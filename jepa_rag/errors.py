@@ -57,6 +57,10 @@ class LexicalIndexError(JEPARagError, ValueError):
     its documents."""
 
 
+class StorageFullError(JEPARagError, OSError):
+    """A write that ran out of space (a full disk, a quota, a file-size limit); the message names the storage."""
+
+
 class StaleCollectionError(JEPARagError, RuntimeError):
     """A collection another process wrote while this process serves it through a client that cannot see those writes
     (an embedded chromadb ``PersistentClient``): answering would mix a stale dense side with a fresh lexical one."""
