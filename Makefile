@@ -16,12 +16,17 @@ install: $(STAMP)
 # the framework adapters: one distribution each, as LlamaIndex and LangChain publish integrations
 INTEGRATIONS := $(sort $(dir $(wildcard integrations/*/pyproject.toml)))
 
-# torch first and alone: it is pinned to the CPU build (a looser spec pulls a multi-GB CUDA build)
-$(STAMP): pyproject.toml $(wildcard integrations/*/pyproject.toml)
+# the exact versions tested (the pyproject.toml files declare compatible ranges)
+CONSTRAINTS := constraints.txt
+# torch first and alone, at the constraints' version. PyPI's Linux torch is the multi-GB CUDA build: online, pass
+# TORCH_INDEX=https://download.pytorch.org/whl/cpu for the CPU one (its 2.13.0+cpu outranks PyPI's 2.13.0)
+TORCH_INDEX ?=
+
+$(STAMP): pyproject.toml $(wildcard integrations/*/pyproject.toml) $(CONSTRAINTS)
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[all]" $(addprefix -e ,$(INTEGRATIONS))
+	$(BIN)/pip install --quiet -c $(CONSTRAINTS) --upgrade pip
+	$(BIN)/pip install --quiet -c $(CONSTRAINTS) $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) torch
+	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e ".[all]" $(addprefix -e ,$(INTEGRATIONS))
 	touch $(STAMP)
 
 demo: $(STAMP)

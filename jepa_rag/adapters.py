@@ -44,7 +44,7 @@ def require(module: str, extra: str, what: str) -> ModuleType:
     except ImportError as exc:
         raise ImportError(
             f"{what} needs the package that provides {module!r}, which is not installed ({exc}). "
-            f"Install it with: pip install 'jepa-rag[{extra}]'"
+            f"Install it with: pip install 'jepa-rag[{extra}]' (in a clone of jepa-rag: pip install './[{extra}]')"
         ) from exc
 
 

@@ -7,7 +7,7 @@ checkpoint's document route and queries along its query route; each hit shows th
 BM25 blended as the checkpoint's fusion says), both sides' own scores and its source. Running it again reuses the
 index; an index built with another checkpoint is refused rather than mixed.
 
-Needs Chroma: ``pip install 'jepa-rag[chroma]'``.
+Needs Chroma, the ``chroma`` extra: ``pip install './[chroma]'`` in a clone of jepa-rag.
 """
 
 from __future__ import annotations
@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m jepa_rag.demo") -
         from jepa_rag.chroma import JEPAEmbeddingFunction
         from jepa_rag.chroma_hybrid import hybrid_collection
     except ImportError as exc:
-        print(f"error: the demo needs Chroma: {exc}\nInstall it with: pip install 'jepa-rag[chroma]'", file=sys.stderr)
+        print(f"error: the demo needs Chroma: {exc}\nInstall it with: pip install 'jepa-rag[chroma]' "
+              "(in a clone of jepa-rag: pip install './[chroma]')", file=sys.stderr)
         return 2
     from tqdm.auto import tqdm
 
