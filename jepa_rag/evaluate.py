@@ -2,7 +2,7 @@
 
     python -m jepa_rag.evaluate --data <folder> --checkpoint <dir | default | none> \\
         [--embeddings <npz | folder | auto | off>] [--split test] [--scoring cosine|euclidean] \\
-        [--retriever dense|hybrid] [--lexical-weight W] --json out.json
+        [--retriever dense|hybrid] [--fusion auto|checkpoint|W] --json out.json
 
 Standard protocol: pytrec_eval, ``ignore_identical_ids``, the checkpoint's scoring (cosine for ``none``).
 The JSON holds NDCG@10, Recall@100, MRR@10 and per-query values for paired tests. This interface is stable.
@@ -12,7 +12,9 @@ warning (:mod:`jepa_rag.corpus_audit`); the JSON's ``corpus`` section counts the
 
 ``--retriever hybrid`` fuses the dense scores with BM25 over the same documents (:class:`HybridRetriever`, both
 sides normalised over the whole corpus), using the fusion stored in the checkpoint (``none``: the default
-checkpoint's) unless ``--lexical-weight`` sets a blend weight.
+checkpoint's) unless ``--fusion`` says otherwise: ``auto`` chooses the blend weight from the corpus itself
+(:mod:`jepa_rag.fusion_choice`: pseudo-queries cut from the documents, no judgments), a number sets it
+(``--lexical-weight W`` is the same as ``--fusion W``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ from .metrics import evaluate_run, exact_search
 from .precomputed import import_beir_embeddings
 from .retriever import HybridRetriever
 
+# what --retriever hybrid fuses with when --fusion is not given
+DEFAULT_FUSION = "checkpoint"
+
 
 def evaluate_beir(
     encoder: JEPAEncoder,
@@ -42,13 +47,17 @@ def evaluate_beir(
     top_k: int = 1000,
     show_progress_bar: bool | None = None,
     retriever: str = "dense",
-    fusion: Fusion | None = None,
+    fusion: Fusion | str | None = None,
+    fusion_seed: int = 0,
 ) -> dict:
     """Retrieve with ``encoder`` on a BEIR folder and score the run. ``scoring`` overrides the checkpoint's (e.g.
     ``"cosine"`` evaluates a seed-protocol checkpoint under the standard protocol; cosine scoring L2-normalises).
 
     ``retriever="hybrid"`` fuses dense and BM25 scores (:class:`HybridRetriever`) with ``fusion``, by default the
-    one the checkpoint stores (:func:`jepa_rag.fusion.fusion_of`)."""
+    one the checkpoint stores (:func:`jepa_rag.fusion.fusion_of`); ``fusion="auto"`` keeps its normalisation but
+    chooses the blend weight from the corpus itself (:mod:`jepa_rag.fusion_choice`, pseudo-queries drawn with
+    ``fusion_seed``; no judgments read), and the result names the weight and its evidence under
+    ``"fusion_choice"``."""
     if retriever not in ("dense", "hybrid"):
         raise InvalidInputError(f"retriever must be 'dense' or 'hybrid', got {retriever!r}")
     folder = beir_folder(str(data))
@@ -62,9 +71,20 @@ def evaluate_beir(
     if retriever == "hybrid":
         if scoring != encoder.scoring:
             raise ConfigError("--scoring cannot override the checkpoint's scoring with the hybrid retriever")
-        fusion = fusion if fusion is not None else fusion_of(encoder.checkpoint_path)
+        auto = isinstance(fusion, str)
+        if auto and fusion != "auto":
+            raise InvalidInputError(f"fusion must be a Fusion, 'auto' or None, got {fusion!r}")
+        fusion = fusion if isinstance(fusion, Fusion) else fusion_of(encoder.checkpoint_path)
         hybrid = HybridRetriever(encoder, doc_ids, [ds.corpus[i] for i in doc_ids], fusion=fusion,
                                  show_progress_bar=show_progress_bar)
+        if auto:
+            from .fusion_choice import choose_for_encoder
+
+            choice = choose_for_encoder(encoder, hybrid.ids, [ds.corpus[i] for i in hybrid.ids], hybrid.doc_vectors,
+                                        hybrid.lexical, prior=fusion.lexical_weight, seed=fusion_seed)
+            fusion = hybrid.fusion = Fusion(method="blend", lexical_weight=choice.lexical_weight,
+                                            normalization=fusion.normalization, depth=fusion.depth)
+            extra["fusion_choice"] = choice.to_dict()
         hits = hybrid.retrieve([ds.queries[i] for i in qids], k=top_k)
         run = {qid: dict(h) for qid, h in zip(qids, hits)}
         extra["fusion"] = fusion.to_dict()
@@ -109,6 +129,11 @@ def main(argv: list[str] | None = None, prog: str = "python -m jepa_rag.evaluate
                    help="dense only, or hybrid: dense fused with BM25 over the same documents")
     p.add_argument("--lexical-weight", type=float, default=None,
                    help="hybrid: blend weight of BM25 in [0, 1], overriding the fusion the checkpoint stores")
+    p.add_argument("--fusion", type=fusion_arg, default=None, metavar="auto|checkpoint|W",
+                   help="hybrid: the blend weight: 'auto' chooses it from the corpus itself (pseudo-queries, no "
+                        f"judgments), 'checkpoint' takes the stored one, a number in [0, 1] sets it "
+                        f"(default: {DEFAULT_FUSION})")
+    p.add_argument("--fusion-seed", type=int, default=0, help="--fusion auto: the pseudo-query sample's seed")
     p.add_argument("--json", required=True, help="where to write the results")
     args = p.parse_args(argv)
     if args.top_k < 1:
@@ -117,19 +142,25 @@ def main(argv: list[str] | None = None, prog: str = "python -m jepa_rag.evaluate
         p.error("--lexical-weight needs --retriever hybrid")
     if args.lexical_weight is not None and not 0.0 <= args.lexical_weight <= 1.0:
         p.error(f"--lexical-weight must be in [0, 1], got {args.lexical_weight}")
+    if args.fusion is not None and args.retriever != "hybrid":
+        p.error("--fusion needs --retriever hybrid")
+    if args.fusion is not None and args.lexical_weight is not None:
+        p.error("give --fusion or --lexical-weight, not both")
+    choice = args.fusion if args.fusion is not None else args.lexical_weight if args.lexical_weight is not None \
+        else DEFAULT_FUSION
     out = Path(args.json)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)  # an unwritable --json fails now, not after the evaluation
         start = time.time()
         enc = JEPAEncoder.from_pretrained(args.checkpoint, base_model=args.base_model, device=args.device,
                                           precision=args.precision)
-        fusion = None
-        if args.lexical_weight is not None:  # keep the checkpoint's normalisation; only the weight changes
+        fusion = None if choice == "checkpoint" else choice
+        if isinstance(choice, float):  # keep the checkpoint's normalisation; only the weight changes
             stored = fusion_of(enc.checkpoint_path)
-            fusion = Fusion(method="blend", lexical_weight=args.lexical_weight, normalization=stored.normalization,
+            fusion = Fusion(method="blend", lexical_weight=choice, normalization=stored.normalization,
                             depth=stored.depth)
         res = evaluate_beir(enc, args.data, split=args.split, embeddings=args.embeddings, scoring=args.scoring,
-                            top_k=args.top_k, retriever=args.retriever, fusion=fusion)
+                            top_k=args.top_k, retriever=args.retriever, fusion=fusion, fusion_seed=args.fusion_seed)
         res["seconds"] = round(time.time() - start, 2)
         out.write_text(json.dumps(res, indent=2))
     except (JEPARagError, OSError) as exc:
@@ -139,7 +170,23 @@ def main(argv: list[str] | None = None, prog: str = "python -m jepa_rag.evaluate
     how = res["scoring"] if args.retriever == "dense" else f"hybrid {_describe(Fusion.from_dict(res['fusion']))}"
     print(f"{res['data']} ({args.split}, {res['num_queries']} queries, {how}): "
           f"NDCG@10 {m['ndcg@10']:.4f}  Recall@100 {m['recall@100']:.4f}  MRR@10 {m['mrr@10']:.4f}  → {out}")
+    if "fusion_choice" in res:
+        c = res["fusion_choice"]
+        print(f"fusion auto: w = {c['lexical_weight']:g} from {c['n_queries']} pseudo-queries: {c['reason']}")
     return 0
+
+
+def fusion_arg(value: str) -> str | float:
+    """``--fusion``: 'auto', 'checkpoint' or a blend weight in [0, 1]."""
+    if value in ("auto", "checkpoint"):
+        return value
+    try:
+        w = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto', 'checkpoint' or a weight in [0, 1], got {value!r}") from None
+    if not 0.0 <= w <= 1.0:
+        raise argparse.ArgumentTypeError(f"a weight must be in [0, 1], got {value}")
+    return w
 
 
 def _describe(f: Fusion) -> str:

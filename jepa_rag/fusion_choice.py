@@ -1,0 +1,294 @@
+"""A label-free blend weight for one collection, chosen from pseudo-queries cut out of its own documents.
+
+A pseudo-query is a sentence taken out of a document (inverse cloze, Lee et al., 2019), or the document's
+title; its target is the rest of that document (the text without the sentence, or without the title), so
+matching the query's exact words is no shortcut for BM25. Each side scores every pseudo-query against the
+collection (its top ``depth``, the other documents' competition) and against its target; the blend
+``(1 - w) * z(dense) + w * z(bm25)`` (each side z-normalised with the query's whole-collection mean and
+spread, as :meth:`jepa_rag.fusion.Fusion.fuse_scores` does) then ranks the target among the union of both
+sides' candidates, for every weight of a grid. The weight whose pseudo-queries rank their targets best (mean
+NDCG@10, one relevant document) replaces the checkpoint's weight only when it beats it by a one-sided paired
+t-test, Bonferroni-corrected for the grid (the best of 20 alternatives beats any fixed weight by chance alone
+one time in a few): on a collection where every weight ties, or the sample is small, the checkpoint's weight
+stays.
+
+The cost is a fixed sample (``n_queries`` pseudo-queries: that many query and target encodings, and that
+many top-``depth`` searches on each side), not proportional to the collection.
+
+The sides are callables (:data:`SideScorer`) so any store can provide them: the exact in-memory retriever
+(:func:`exact_sides`), or a serving collection (a vector store's top k plus the maintained moments of its
+vectors, a BM25 engine's top k plus its term statistics).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .data import doc_text, split_sentences
+from .errors import InvalidInputError
+
+GRID: tuple[float, ...] = tuple(round(i / 20, 2) for i in range(21))
+N_QUERIES = 200
+DEPTH = 100
+P_VALUE = 0.05
+MIN_QUERIES = 30  # below this no paired test is trusted: the checkpoint's weight stays
+
+
+@dataclass(frozen=True)
+class PseudoQuery:
+    """A query cut out of document ``source_id``; ``target`` is that document without it."""
+
+    source_id: str
+    query: str
+    target: str
+    kind: str  # "sentence" or "title"
+
+
+@dataclass(frozen=True)
+class SideScores:
+    """One side's scores for a batch of pseudo-queries (all arrays of length Q, lists aligned with them).
+
+    ``top``: the collection's ``k`` best ``(id, score)`` per query, best first (the function drops the query's
+    own source document). ``target``: each query's score against its own target text, scored as if that text
+    were a document of the collection (same model; for BM25, the collection's term statistics). ``mean`` and
+    ``std``: the query's score mean and standard deviation over every document of the collection (a serving
+    store may compute them from maintained moments, e.g. the mean vector and second-moment matrix of its
+    embeddings for cosine scores).
+    """
+
+    top: list[list[tuple[str, float]]]
+    target: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+
+
+# side(queries, targets, k) -> SideScores
+SideScorer = Callable[[list[str], list[str], int], SideScores]
+
+
+@dataclass(frozen=True)
+class FusionChoice:
+    """The chosen lexical weight and the evidence behind it (what ``to_dict`` stores with a collection)."""
+
+    lexical_weight: float
+    reason: str
+    prior_weight: float
+    best_weight: float
+    n_queries: int
+    per_weight: dict[float, float] = field(default_factory=dict)  # mean NDCG@10 of the pseudo-queries
+    mean_gain: float = 0.0  # best weight minus prior weight, mean per pseudo-query
+    p_value: float | None = None  # one-sided paired t-test, best weight better than the prior weight
+    threshold: float = P_VALUE
+    seed: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["per_weight"] = {f"{w:g}": round(v, 5) for w, v in self.per_weight.items()}
+        return d
+
+
+def pseudo_queries(ids: Sequence[str], documents: Sequence[dict | str], *, n: int = N_QUERIES, seed: int = 0,
+                   title_share: float = 0.5) -> list[PseudoQuery]:
+    """Up to ``n`` pseudo-queries from ``documents`` (``{"title", "text"}`` dicts or strings) aligned with ``ids``.
+
+    Documents are visited in a seeded random order, at most one query each. A document with a title gives its
+    title with probability ``title_share`` (target: the text); otherwise a sentence of its text (``split_sentences``:
+    6-60 words) is taken out, if it has at least two (target: title + the other sentences). Only the visited
+    documents are read: the cost does not grow with the collection.
+    """
+    if len(ids) != len(documents):
+        raise InvalidInputError(f"ids and documents differ in length ({len(ids)} ids, {len(documents)} documents)")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise InvalidInputError(f"n must be a positive integer, got {n!r}")
+    rng = random.Random(seed)
+    order = list(range(len(ids)))
+    rng.shuffle(order)
+    out: list[PseudoQuery] = []
+    for i in order:
+        if len(out) >= n:
+            break
+        doc = documents[i]
+        title, text = ((str(doc.get("title") or "").strip(), str(doc.get("text") or "").strip())
+                       if isinstance(doc, dict) else ("", str(doc).strip()))
+        if title and text and rng.random() < title_share:
+            out.append(PseudoQuery(str(ids[i]), title, text, "title"))
+            continue
+        sents = split_sentences(text)
+        if len(sents) < 2:
+            continue
+        pick = sents[rng.randrange(len(sents))]
+        rest = " ".join(s for s in sents if s != pick)
+        out.append(PseudoQuery(str(ids[i]), pick, doc_text({"title": title, "text": rest}), "sentence"))
+    return out
+
+
+def rank_gains(queries: Sequence[PseudoQuery], dense: SideScores, lexical: SideScores,
+               grid: Sequence[float] = GRID, depth: int = DEPTH) -> np.ndarray:
+    """NDCG@10 of each pseudo-query's target (one relevant document) under every blend weight: (Q, len(grid)).
+
+    Competitors: the union of both sides' top ``depth`` (the source document left out); a competitor only one
+    side returned gets the other side's lowest returned score (it ranked below all of them there), as
+    :meth:`jepa_rag.fusion.Fusion.fuse` does. Ties count against the target.
+    """
+    w = np.asarray(grid, dtype=np.float64)[None, :]
+    out = np.zeros((len(queries), w.shape[1]))
+    for i, pq in enumerate(queries):
+        sides = []
+        for s in (dense, lexical):
+            std = float(s.std[i])
+            top = [(d, v) for d, v in s.top[i] if d != pq.source_id][:depth]
+            z = (lambda x, m=float(s.mean[i]), sd=std: (np.asarray(x, np.float64) - m) / sd if sd > 0
+                 else np.zeros(np.shape(x)))
+            sides.append(({d: float(v) for d, v in zip([d for d, _ in top], z([v for _, v in top]))},
+                          float(z(float(s.target[i]))),
+                          float(z(min([v for _, v in top]))) if top else 0.0))
+        (dz, dt, dfloor), (lz, lt, lfloor) = sides
+        cand = list(dict.fromkeys([*dz, *lz]))
+        cd = np.array([dz.get(c, dfloor) for c in cand])[:, None]
+        cl = np.array([lz.get(c, lfloor) for c in cand])[:, None]
+        fused = (1 - w) * cd + w * cl  # (C, G)
+        target = (1 - w) * dt + w * lt  # (1, G)
+        rank = 1 + (fused >= target).sum(axis=0)
+        out[i] = np.where(rank <= 10, 1.0 / np.log2(rank + 1), 0.0)
+    return out
+
+
+def choose_weight(ids: Sequence[str], documents: Sequence[dict | str], dense: SideScorer, lexical: SideScorer, *,
+                  prior: float, n_queries: int = N_QUERIES, seed: int = 0, grid: Sequence[float] = GRID,
+                  depth: int = DEPTH, p_value: float = P_VALUE) -> FusionChoice:
+    """Choose the blend weight for the collection ``documents`` belong to (they may be a sample of it).
+
+    ``prior`` is the checkpoint's weight (:attr:`jepa_rag.fusion.Fusion.lexical_weight`): the choice moves
+    away from it only when the best grid weight beats it on the pseudo-queries by a one-sided paired t-test
+    at ``p_value`` divided by the number of alternatives in ``grid``, with at least :data:`MIN_QUERIES`
+    pseudo-queries. ``FusionChoice.threshold`` is that corrected level.
+    """
+    from .metrics import paired_test
+
+    if isinstance(prior, bool) or not isinstance(prior, (int, float)) or not 0.0 <= prior <= 1.0:
+        raise InvalidInputError(f"prior must be a weight in [0, 1], got {prior!r}")
+    grid = sorted({float(g) for g in grid} | {float(prior)})
+    if any(not 0.0 <= g <= 1.0 for g in grid):
+        raise InvalidInputError(f"grid: every weight must be in [0, 1], got {grid}")
+    threshold = p_value / max(len(grid) - 1, 1)
+    start = time.perf_counter()
+    pqs = pseudo_queries(ids, documents, n=n_queries, seed=seed)
+
+    def done(weight: float, reason: str, **kw) -> FusionChoice:
+        return FusionChoice(float(weight), reason, float(prior), kw.pop("best", float(prior)), len(pqs), seed=seed,
+                            threshold=threshold, seconds=round(time.perf_counter() - start, 3), **kw)
+
+    if len(pqs) < MIN_QUERIES:
+        return done(prior, f"only {len(pqs)} pseudo-queries (under {MIN_QUERIES}): too little evidence, "
+                           "the checkpoint's weight is kept")
+    qs, ts = [p.query for p in pqs], [p.target for p in pqs]
+    gains = rank_gains(pqs, _checked(dense(qs, ts, depth + 1), len(pqs), "dense"),
+                       _checked(lexical(qs, ts, depth + 1), len(pqs), "lexical"), grid, depth)
+    means = gains.mean(axis=0)
+    best = int(max(range(len(grid)), key=lambda j: (round(float(means[j]), 9), -abs(grid[j] - prior))))
+    at_prior = grid.index(float(prior))
+    per_weight = {g: float(m) for g, m in zip(grid, means)}
+    if best == at_prior:
+        return done(prior, "the checkpoint's weight ranks the pseudo-queries' documents best", per_weight=per_weight)
+    t = paired_test(dict(enumerate(gains[:, best])), dict(enumerate(gains[:, at_prior])))
+    p_one = t["p_ttest"] / 2 if t["mean_diff"] > 0 else 1.0
+    kw = dict(per_weight=per_weight, best=grid[best], mean_gain=t["mean_diff"], p_value=p_one)
+    if p_one < threshold:
+        return done(grid[best], f"weight {grid[best]:g} ranks the pseudo-queries' documents better than the "
+                                f"checkpoint's {prior:g} (+{t['mean_diff']:.4f} NDCG@10, p = {p_one:.2g})", **kw)
+    return done(prior, f"weight {grid[best]:g} is not significantly better than the checkpoint's {prior:g} "
+                       f"(+{t['mean_diff']:.4f} NDCG@10, p = {p_one:.2g} >= {threshold:.2g}): kept", **kw)
+
+
+def _checked(s: SideScores, n: int, name: str) -> SideScores:
+    if not isinstance(s, SideScores):
+        raise InvalidInputError(f"{name} side: expected SideScores, got {type(s).__name__}")
+    for what in ("target", "mean", "std"):
+        arr = np.asarray(getattr(s, what))
+        if arr.shape != (n,) or not np.isfinite(arr).all():
+            raise InvalidInputError(f"{name} side: {what} must hold {n} finite numbers, got shape {arr.shape}")
+    if len(s.top) != n:
+        raise InvalidInputError(f"{name} side: top must hold {n} lists, got {len(s.top)}")
+    return s
+
+
+# ------------------------------------------------------------------------------------------------ exact sides
+def dense_side(ids: Sequence[str], doc_vectors: np.ndarray, encode_queries: Callable[[list[str]], np.ndarray],
+               encode_documents: Callable[[list[str]], np.ndarray],
+               similarity: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> SideScorer:
+    """The dense side over in-memory document vectors (every document scored: exact moments and top k)."""
+    ids = list(ids)
+
+    def side(queries: list[str], targets: list[str], k: int) -> SideScores:
+        q = encode_queries(queries)
+        scores = np.asarray(similarity(q, doc_vectors), dtype=np.float64)
+        tv = encode_documents(targets)
+        target = np.array([float(similarity(q[i:i + 1], tv[i:i + 1])[0, 0]) for i in range(len(queries))])
+        return SideScores(_top(scores, ids, k), target, scores.mean(axis=1), scores.std(axis=1))
+
+    return side
+
+
+def lexical_side(index, sample_texts: Sequence[str]) -> SideScorer:
+    """The BM25 side over an in-memory :class:`jepa_rag.LexicalIndex` (every document scored).
+
+    A target text is scored with the index's own term statistics (document frequencies, BM25 k1 and b); the
+    average document length, which the index does not keep, is estimated from ``sample_texts`` (a sample of the
+    collection's texts: a few hundred give it within a few per cent).
+    """
+    ids = list(index.ids)
+    bm25 = index._bm25
+    lengths = [len(t) for t in index._tokenize(list(sample_texts))] if sample_texts else []
+    avg_len = float(np.mean(lengths)) if lengths and np.mean(lengths) > 0 else 1.0
+
+    def side(queries: list[str], targets: list[str], k: int) -> SideScores:
+        scores = np.asarray(index.score_all(queries), dtype=np.float64)
+        target = np.zeros(len(queries))
+        if bm25 is not None:
+            indptr = np.asarray(bm25.scores["indptr"])
+            n_docs = bm25.scores["num_docs"]
+            for i, (qt, tt) in enumerate(zip(index._tokenize(list(queries)), index._tokenize(list(targets)))):
+                tf: dict[str, int] = {}
+                for tok in tt:
+                    tf[tok] = tf.get(tok, 0) + 1
+                norm = bm25.k1 * (1 - bm25.b + bm25.b * len(tt) / avg_len)
+                for tok in qt:
+                    tid = bm25.vocab_dict.get(tok)
+                    if tid is None or tok not in tf:
+                        continue
+                    df = int(indptr[tid + 1] - indptr[tid])
+                    idf = np.log(1 + (n_docs - df + 0.5) / (df + 0.5))
+                    target[i] += idf * tf[tok] / (tf[tok] + norm)
+        return SideScores(_top(scores, ids, k), target, scores.mean(axis=1), scores.std(axis=1))
+
+    return side
+
+
+def _top(scores: np.ndarray, ids: list[str], k: int) -> list[list[tuple[str, float]]]:
+    k = min(k, len(ids))
+    if k == 0:
+        return [[] for _ in scores]
+    idx = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    out = []
+    for row, cols in zip(scores, idx):
+        cols = cols[np.argsort(-row[cols], kind="stable")]
+        out.append([(ids[j], float(row[j])) for j in cols])
+    return out
+
+
+def choose_for_encoder(encoder, ids: Sequence[str], documents: Sequence[dict | str], doc_vectors: np.ndarray,
+                       lexical, *, prior: float, seed: int = 0, n_queries: int = N_QUERIES) -> FusionChoice:
+    """:func:`choose_weight` over in-memory data: ``encoder`` (a :class:`jepa_rag.JEPAEncoder`), its document
+    vectors for ``documents`` and the :class:`jepa_rag.LexicalIndex` over the same texts (as
+    :class:`jepa_rag.HybridRetriever` holds them)."""
+    sample = pseudo_queries(ids, documents, n=n_queries, seed=seed)
+    by_id = dict(zip(ids, documents))
+    dense = dense_side(ids, doc_vectors, encoder.encode_queries, encoder.encode_documents, encoder.similarity)
+    lex = lexical_side(lexical, [doc_text(by_id[p.source_id]) for p in sample])
+    return choose_weight(ids, documents, dense, lex, prior=prior, seed=seed, n_queries=n_queries)
