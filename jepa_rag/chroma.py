@@ -35,6 +35,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from jepa_rag.chunking import chunk_records
 from jepa_rag.corpus_audit import clean_corpus
 from jepa_rag.encoder import validate_texts
 from jepa_rag.errors import InvalidInputError
@@ -255,6 +256,21 @@ def get_or_create_collection(client: Any, name: str, embedding_function: JEPAEmb
     return collection
 
 
+def _chunker(collection: Any, chunking: Any) -> Any:
+    from jepa_rag.chunking import Chunker
+
+    if isinstance(chunking, Chunker):
+        return chunking
+    if chunking is not True:
+        raise InvalidInputError(f"chunking must be True, False or a jepa_rag.chunking.Chunker, got {chunking!r}")
+    ef = getattr(collection, "_embedding_function", None)
+    encoder = getattr(ef, "encoder", None)
+    if encoder is None:
+        raise InvalidInputError("chunking=True needs a collection with jepa-rag's embedding function (its base "
+                                "model's tokenizer counts the tokens); pass chunking=Chunker(tokenizer) otherwise")
+    return Chunker.for_encoder(encoder)
+
+
 def _transient(exc: BaseException) -> bool:
     """A connection that failed or broke (a Chroma server restarting), as opposed to a refused request."""
     if isinstance(exc, ConnectionError):
@@ -267,9 +283,9 @@ def _transient(exc: BaseException) -> bool:
 
 
 def ingest(collection: Any, ids: Sequence[str], documents: Sequence[str], *,
-           metadatas: Sequence[dict[str, Any]] | None = None, batch_size: int = 256,
+           metadatas: Sequence[dict[str, Any]] | None = None, batch_size: int = 32,
            on_batch: Callable[[int, list[str]], None] | None = None, retries: int = 3,
-           retry_wait: float = 1.0) -> int:
+           retry_wait: float = 1.0, chunking: Any = False) -> int:
     """Upsert ``documents`` under ``ids`` into ``collection`` batch by batch; safe to re-run after a crash.
 
     Why upsert: each batch is one ``collection.upsert`` call keyed by id, so running the same ingest again after a
@@ -285,6 +301,14 @@ def ingest(collection: Any, ids: Sequence[str], documents: Sequence[str], *,
     progress. A batch that fails on a broken connection (a server restarting) is retried up to ``retries`` times,
     ``retry_wait`` seconds apart, doubling each time; other errors are raised at once. Returns the number of
     documents written (the skipped ones not counted).
+
+    ``chunking=True`` (or a :class:`jepa_rag.chunking.Chunker`) stores each document as token-aware chunks that
+    fit the base model's window (:mod:`jepa_rag.chunking`; ``True`` counts with the collection's own base model):
+    ids ``<id>#<index>``, metadata ``source`` (the document id), ``chunk``, ``start``/``end`` (the character span
+    in the document), ``sha256`` and ``chunking``, besides the document's own; ``done`` and the result then count
+    chunks. Re-ingesting a changed document overwrites its chunks by id; delete ``where={"source": id}`` first
+    when it may have shrunk (``jepa-rag ingest`` mirrors a folder that way). The default ``batch_size`` keeps a few
+    seconds of encoding between acknowledgements on a CPU.
     """
     if isinstance(ids, (str, bytes)):
         raise InvalidInputError("ids: expected a list of strings, got a single string; wrap it in a list")
@@ -303,6 +327,8 @@ def ingest(collection: Any, ids: Sequence[str], documents: Sequence[str], *,
     # the corpus rule (jepa_rag.corpus_audit): empty documents and repeated ids (first wins) skipped, said once
     clean = clean_corpus(ids, documents, metadatas, what="documents")
     ids, texts, metadatas = clean.ids, clean.texts, clean.metadatas
+    if chunking is not False and chunking is not None:
+        ids, texts, metadatas = chunk_records(_chunker(collection, chunking), ids, texts, metadatas)
     if metadatas is not None:
         validate_metadatas(metadatas)
     if not isinstance(batch_size, int) or batch_size < 1:

@@ -82,10 +82,28 @@ def _parser() -> argparse.ArgumentParser:
     ing = sub.add_parser("ingest", help="put a folder of .txt/.md files or a JSONL into a Chroma collection",
                          description="Embed and store documents in a Chroma collection (resumable, with a BM25 "
                                      "index kept in step for hybrid queries).")
-    ing.add_argument("source", help="a folder of .txt/.md files (id = path inside it), a JSONL of "
+    ing.add_argument("source", help="a folder of .txt/.md/.rst/.html files (source = path inside it), a JSONL of "
                                     "{id?, title?, text}, or a BEIR corpus.jsonl")
     _store_options(ing)
-    ing.add_argument("--batch-size", type=int, default=256, help="documents per upsert (default 256)")
+    chunking = ing.add_mutually_exclusive_group()
+    chunking.add_argument("--chunking", dest="chunking", action="store_true", default=None,
+                          help="store token-aware chunks (the default for a folder)")
+    chunking.add_argument("--no-chunking", dest="chunking", action="store_false",
+                          help="store each document whole (the default for a JSONL; the base model reads only its "
+                               "start)")
+    ing.add_argument("--chunk-tokens", type=int, default=None,
+                     help="tokens per chunk at most (default 256, or what the base model reads if less)")
+    ing.add_argument("--chunk-overlap", type=int, default=None, help="tokens shared by neighbouring chunks "
+                                                                      "(default 32)")
+    ing.add_argument("--no-delete", action="store_true",
+                     help="keep stored content whose file (or JSONL id) is gone; by default the collection "
+                          "mirrors the source")
+    ing.add_argument("--encoding", default=None,
+                     help="decode every file with this codec (default: UTF-8, else detected)")
+    ing.add_argument("--strict", action="store_true", help="stop at the first file that cannot be read, "
+                                                           "instead of skipping it")
+    ing.add_argument("--batch-size", type=int, default=32,
+                     help="chunks encoded and stored per step (default 32: a few seconds on a CPU)")
     ing.add_argument("--no-progress", action="store_true", help="no progress bar")
     q = sub.add_parser("query", help="search a collection (hybrid BM25 + dense by default)",
                        description="Search a Chroma collection made by 'jepa-rag ingest'.")
@@ -94,6 +112,8 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("-k", "--top-k", type=int, default=5, help="results per query (default 5)")
     q.add_argument("--dense", action="store_true", help="dense (cosine) only, no BM25")
     q.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    q.add_argument("--per-source", action="store_true",
+                   help="one hit per source file or document (its best chunk)")
     return p
 
 
@@ -119,31 +139,99 @@ def _collection(args: argparse.Namespace, create: bool):
     return hybrid_collection(_client(args), args.collection, ef, lexical_dir=args.lexical_dir, create=create)
 
 
+def _documents(args: argparse.Namespace):
+    """The documents to mirror, and what was skipped (files only), from a folder or a JSONL."""
+    from .corpus import load_corpus, locate_corpus
+    from .folder import FolderRead, read_folder
+    from .mirror import Document
+
+    path, is_folder = locate_corpus(args.source)
+    if is_folder:
+        read = read_folder(path, encoding=args.encoding, strict=args.strict)
+        return [Document(d.source, d.text, d.kind == "markdown") for d in read.documents], read, True
+    corpus = load_corpus(path)
+    return [Document(i, t) for i, t in corpus.docs.items()], FolderRead(), False
+
+
 def _ingest(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from jepa_rag.chroma import ingest
-
-    from .corpus import load_corpus
+    from .chunking import Chunker
+    from .mirror import apply_plan, plan_sync, stored_sources
 
     if args.batch_size < 1:
         raise SystemExit("error: --batch-size must be at least 1")
-    corpus = load_corpus(args.source)
+    documents, read, is_folder = _documents(args)
+    for source, reason in read.skipped[:20]:
+        print(f"skipped {source}: {reason}", file=sys.stderr)
+    if len(read.skipped) > 20:
+        print(f"... and {len(read.skipped) - 20} more skipped", file=sys.stderr)
+    if not documents:
+        print(f"error: {args.source}: no documents to ingest (skipped {read.skipped_summary()})", file=sys.stderr)
+        return 1
     collection = _collection(args, create=True)
-    ids = list(corpus.docs)
-    stored: dict[str, str] = {}
-    for start in range(0, len(ids), 1000):  # what an earlier (interrupted) run already stored
-        got = collection.get(ids=ids[start:start + 1000], include=["documents"])
-        stored.update(zip(got["ids"], got["documents"]))
-    todo = [i for i in ids if stored.get(i) != corpus.docs[i]]
-    skipped = len(ids) - len(todo)
-    with tqdm(total=len(ids), initial=skipped, desc=f"ingest → {args.collection}", unit="doc",
-              disable=args.no_progress) as bar:
-        ingest(collection, todo, [corpus.docs[i] for i in todo], batch_size=args.batch_size,
-               on_batch=lambda done, batch: bar.update(len(batch)))
-    print(f"{args.collection}: {len(todo)} documents written, {skipped} already there; "
+    encoder = getattr(getattr(collection, "_embedding_function", None), "encoder", None)
+    chunker = None
+    if args.chunking or (args.chunking is None and is_folder):
+        if encoder is None:
+            raise SystemExit(f"error: collection {args.collection!r} has no jepa-rag embedding function to count "
+                             "tokens with; use --no-chunking")
+        chunker = Chunker.for_encoder(encoder, args.chunk_tokens, args.chunk_overlap)
+    cache = getattr(encoder, "cache", None)
+    cached_before = len(cache) if cache is not None else 0
+    stored, plan = 0, None
+    try:
+        plan = plan_sync(documents, stored_sources(collection), chunker, delete=not args.no_delete)
+        stored = plan.kept
+        with tqdm(total=plan.total, initial=plan.kept, desc=f"ingest → {args.collection}", unit="chunk",
+                  disable=args.no_progress) as bar:
+            def on_batch(done: int, batch: list[str]) -> None:
+                nonlocal stored
+                stored = plan.kept + done
+                bar.update(len(batch))
+
+            written, removed = apply_plan(collection, plan, batch_size=args.batch_size, on_batch=on_batch)
+    except KeyboardInterrupt:
+        total = plan.total if plan is not None else "?"
+        print(f"interrupted: {stored} of {total} stored; run the same command to finish", file=sys.stderr)
+        return 130
+    encoded = len(cache) - cached_before if cache is not None else written
+    gone = f"{len(plan.gone)} gone" + (" (kept: --no-delete)" if args.no_delete and plan.gone else "")
+    unit = "chunks" if chunker is not None else "documents"
+    print(f"{args.collection}: {written} {unit} written ({encoded} encoded, {written - encoded} from the cache), "
+          f"{plan.kept} unchanged, {removed} removed; {len(documents)} documents: {plan.new} new, {plan.changed} "
+          f"changed, {plan.unchanged} unchanged, {gone}; skipped {read.skipped_summary()}; "
           f"{collection.count()} in the collection")
     return 0
+
+
+def _hits(res: dict, scores: list[list[float]], n: int, k: int, per_source: bool) -> list[dict]:
+    """Query ``n``'s hits as dicts (chunk text, source, span), at most ``k``; one per source if ``per_source``."""
+    out, seen = [], set()
+    metadatas = res.get("metadatas") or [[None] * len(res["ids"][n])] * (n + 1)
+    for i, score, text, meta in zip(res["ids"][n], scores[n], res["documents"][n], metadatas[n]):
+        meta = meta or {}
+        source = meta.get("source", i)
+        if per_source and source in seen:
+            continue
+        seen.add(source)
+        hit = {"id": i, "score": float(score), "source": source, "text": text}
+        for key in ("chunk", "start", "end"):
+            if key in meta:
+                hit[key] = meta[key]
+        out.append(hit)
+        if len(out) == k:
+            break
+    return out
+
+
+def _search(collection, args: argparse.Namespace, depth: int) -> tuple[dict, list[list[float]]]:
+    if args.dense:
+        res = collection.query(query_texts=args.text, n_results=depth, include=["documents", "metadatas",
+                                                                              "distances"])
+        return res, [[1.0 - d for d in row] for row in res["distances"]]
+    res = collection.hybrid_query(args.text, n_results=depth)
+    return res, res["scores"]
 
 
 def _query(args: argparse.Namespace) -> int:
@@ -157,15 +245,14 @@ def _query(args: argparse.Namespace) -> int:
         where = f"{args.host}:{args.port}" if args.host else (args.path or DEFAULT_PATH)
         print(f"error: no collection {args.collection!r} at {where}; make it with 'jepa-rag ingest'", file=sys.stderr)
         return 1
-    if args.dense:
-        res = collection.query(query_texts=args.text, n_results=args.top_k)
-        scores = [[1.0 - d for d in row] for row in res["distances"]]
-    else:
-        res = collection.hybrid_query(args.text, n_results=args.top_k)
-        scores = res["scores"]
-    out = [{"query": q, "results": [{"id": i, "score": float(s), "text": t}
-                                    for i, s, t in zip(res["ids"][n], scores[n], res["documents"][n])]}
-           for n, q in enumerate(args.text)]
+    depth = args.top_k
+    while True:  # --per-source: widen until every query has k sources or the collection is exhausted
+        res, scores = _search(collection, args, depth)
+        hits = [_hits(res, scores, n, args.top_k, args.per_source) for n in range(len(args.text))]
+        if not args.per_source or all(len(h) == args.top_k for h in hits) or depth >= collection.count():
+            break
+        depth *= 4
+    out = [{"query": q, "results": h} for q, h in zip(args.text, hits)]
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
@@ -174,7 +261,10 @@ def _query(args: argparse.Namespace) -> int:
         print(f"\n{item['query']}")
         for rank, r in enumerate(item["results"], 1):
             text = " ".join((r["text"] or "").split())
-            print(f"  {rank}. [{kind} {r['score']:.3f}] {r['id']}: {text[:100]}{'…' if len(text) > 100 else ''}")
+            where = f" (chunk {r['chunk']}, chars {r['start']}-{r['end']})" if "start" in r and r["id"] != r["source"] \
+                else ""
+            print(f"  {rank}. [{kind} {r['score']:.3f}] {r['source']}{where}")
+            print(f"     {text[:240]}{'…' if len(text) > 240 else ''}")
     return 0
 
 

@@ -37,16 +37,19 @@ def test_ingest_a_folder_then_query_it_and_resume(tmp_path, predictor_checkpoint
     model = ["--checkpoint", str(predictor_checkpoint), "--base-model", str(minilm_dir)]
     first = _run("ingest", str(docs), *store, *model, "--no-progress")
     assert first.returncode == 0, first.stderr[-2000:]
-    assert "3 documents written, 0 already there; 3 in the collection" in first.stdout
+    assert "3 chunks written (3 encoded, 0 from the cache), 0 unchanged" in first.stdout
     again = _run("ingest", str(docs), *store, *model, "--no-progress")  # a re-run (e.g. after a crash) skips
-    assert "0 documents written, 3 already there; 3 in the collection" in again.stdout, again.stderr[-2000:]
+    assert "0 chunks written (0 encoded, 0 from the cache), 3 unchanged" in again.stdout, again.stderr[-2000:]
+    assert again.stdout.rstrip().endswith("3 in the collection")
 
     hybrid = _run("query", "what does fault E1042 mean?", "how do plants make sugar?", *store, "-k", "2", "--json")
     assert hybrid.returncode == 0, hybrid.stderr[-2000:]
     results = json.loads(hybrid.stdout)
-    assert [r["results"][0]["id"] for r in results] == ["pump.txt", "photo.md"]
+    assert [r["results"][0]["source"] for r in results] == ["pump.txt", "photo.md"]
+    assert results[0]["results"][0]["id"] == "pump.txt#0" and "E1042" in results[0]["results"][0]["text"]
     dense = _run("query", "how do plants make sugar?", *store, "--dense")
-    assert dense.returncode == 0 and "photo.md" in dense.stdout.splitlines()[2], dense.stdout
+    first_hit = next(line for line in dense.stdout.splitlines() if line.lstrip().startswith("1."))
+    assert dense.returncode == 0 and "photo.md" in first_hit, dense.stdout
 
 
 def test_query_on_a_missing_collection_is_a_clear_error(tmp_path):
