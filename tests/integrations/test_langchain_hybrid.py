@@ -68,8 +68,7 @@ def test_vectorstore_writes_keep_bm25_in_step(retriever, where, embeddings):
     store.delete(ids=["zyx"])
     assert retriever.invoke("xylophones", k=1)[0].id == "xylo"
     assert all(d.id != "zyx" and d.metadata["lexical_score"] is None for d in retriever.invoke("zyxwv"))
-    index = retriever.hybrid_collection.lexical_index()
-    assert sorted(index.ids) == sorted(store.get()["ids"])
+    assert sorted(retriever.hybrid_collection.lexical_ids()) == sorted(store.get()["ids"])
     # another retriever on the same collection (a new process would do the same) sees the same documents
     again = JEPAHybridRetriever(embeddings=embeddings, k=1, **where)
     assert again.invoke("xylophones")[0].id == "xylo"

@@ -85,7 +85,7 @@ def test_insert_and_delete_keep_bm25_in_step(index):
     assert retriever.retrieve("xylophones")[0].node.ref_doc_id == "xylo"
     assert retriever.retrieve("zyxwv")[0].node.ref_doc_id != "rare0"
     hybrid = retriever.hybrid_collection
-    assert sorted(hybrid.lexical_index().ids) == sorted(hybrid.collection.get()["ids"])
+    assert sorted(hybrid.lexical_ids()) == sorted(hybrid.collection.get()["ids"])
 
 
 def test_a_plain_store_needs_its_client(placed, embed_model):

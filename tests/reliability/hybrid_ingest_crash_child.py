@@ -2,8 +2,8 @@
 
 ``python -m tests.reliability.hybrid_ingest_crash_child CONFIG_JSON``; the JSON is ``ingest_crash_child``'s plus
 ``lexical_dir`` (required for a server) and, optionally, ``start``/``stop`` (a slice of the corpus). After each batch chromadb acknowledged, one JSON line is appended to the
-progress file and fsynced, then the lexical index is brought up to date (rebuilt and saved), so the parent's
-SIGKILL lands in an upsert, a generation stamp, a BM25 rebuild or an index save.
+progress file and fsynced, then the lexical store is read, so the parent's SIGKILL lands in an upsert, a journal
+write, a tantivy commit or a state transaction.
 """
 
 from __future__ import annotations

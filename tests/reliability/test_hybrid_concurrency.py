@@ -22,10 +22,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _in_step(hybrid) -> list[str]:
-    index = hybrid.lexical_index()
+    indexed = hybrid.lexical_ids()
     stored = hybrid.collection.get(include=[])["ids"]
-    assert len(index.ids) == len(set(index.ids)) and set(index.ids) == set(stored)
-    return index.ids
+    assert len(indexed) == len(set(indexed)) and set(indexed) == set(stored)
+    return indexed
 
 
 def test_two_processes_ingest_into_one_server_collection(tmp_path, crash_corpus, predictor_checkpoint,
@@ -50,9 +50,9 @@ def test_two_processes_ingest_into_one_server_collection(tmp_path, crash_corpus,
         while any(p.poll() is None for p in procs):
             # every batch a writer acknowledged before this query began is in the BM25 index it answers from
             acknowledged = {i for c in cfgs for i in _reported(Path(c["progress"]))}
-            index = hybrid.lexical_index()
-            assert not acknowledged - set(index.ids), "a query was served from an index missing a write"
-            assert len(index.ids) == len(set(index.ids))
+            indexed = hybrid.lexical_ids()
+            assert not acknowledged - set(indexed), "a query was served from an index missing a write"
+            assert len(indexed) == len(set(indexed))
             checked += 1
         outputs = [p.communicate(timeout=60)[0].decode(errors="replace") for p in procs]
     finally:
@@ -90,8 +90,8 @@ def test_threads_write_and_query_one_embedded_collection(tmp_path, predictor_che
         col = HybridCollection(client, first.collection)
         while not stop.is_set():
             try:
-                index = col.lexical_index()
-                assert len(index.ids) == len(set(index.ids))
+                indexed = col.lexical_ids()
+                assert len(indexed) == len(set(indexed))
             except BaseException as exc:  # noqa: BLE001 - reported by the main thread
                 errors.append(exc)
                 return
