@@ -26,7 +26,8 @@ def test_package_and_cli_import_nothing_heavy():
 
 def test_help_of_the_cli_and_its_light_subcommands_imports_nothing_heavy():
     code = ("import contextlib, io\nfrom jepa_rag.cli import main\n"
-            "for argv in ([], ['--help'], ['ingest', '--help'], ['query', '--help'], ['demo', '--help']):\n"
+            "for argv in ([], ['--help'], ['ingest', '--help'], ['query', '--help'], ['demo', '--help'],\n"
+            "             ['train', '--help']):\n"
             "    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
             "        main(argv)\n")
     assert _imported_after(code) == []

@@ -6,10 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from jepa_rag.config import load_train_config
 from jepa_rag.errors import ConfigError, JEPARagError
 
-from .loop import TrainResult, train
+if TYPE_CHECKING:
+    from .loop import TrainResult
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 # what --pairs trains with when no --config is given
@@ -67,7 +70,10 @@ def summary(result: TrainResult, source: str) -> str:
               f"  LlamaIndex  from llama_index.embeddings.jepa_rag import JEPAEmbedding; JEPAEmbedding({ck!r})",
               f"  LangChain   from langchain_jepa_rag import JEPAEmbeddings; JEPAEmbeddings(checkpoint={ck!r})",
               f"  Chroma      from jepa_rag.chroma import JEPAEmbeddingFunction; JEPAEmbeddingFunction({ck!r})",
-              f"  evaluate    python -m jepa_rag.evaluate --data <beir folder> --checkpoint {ck} --retriever hybrid"]
+              f"  evaluate    python -m jepa_rag.evaluate --data <beir folder> --checkpoint {ck} --retriever hybrid",
+              "next, from the command line (a new collection: vectors of two checkpoints cannot share one):",
+              f"  jepa-rag ingest <your folder> --collection <new name> --checkpoint {ck}",
+              f"  jepa-rag query \"your question\" --collection <new name> --checkpoint {ck}"]
     return "\n".join(lines)
 
 
@@ -84,8 +90,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m train") -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set optim.epochs=3 --set seed=1 (repeatable)")
     p.add_argument("--pairs", default=None,
-                   help="train on your own JSONL pairs ({'query', 'positive'} per line; a query with several "
-                        "positives takes several lines)")
+                   help="train on your own JSONL pairs ({'query', 'positive'} per line, or {'query', 'doc_id'} with "
+                        "doc_id a --corpus document's id or path inside the folder; a query with several positives "
+                        "takes several lines)")
     p.add_argument("--corpus", default=None,
                    help="with --pairs: your documents (a corpus.jsonl, a JSONL of {id?, title?, text} or a folder of "
                         ".txt/.md files); negatives are mined from it and dev ranks it")
@@ -117,6 +124,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m train") -> int:
         overrides.append(f"data.split={args.split}")
     if args.output:
         overrides.append(f"output_dir={args.output}")
+    from .loop import train  # torch: only once there is something to train
+
     try:
         cfg = load_train_config(resolve_config(config) if config else None, overrides)
         result = train(cfg, embeddings=args.embeddings, resume=not args.no_resume,
