@@ -74,6 +74,27 @@ def test_vectorstore_writes_keep_bm25_in_step(retriever, where, embeddings):
     assert again.invoke("xylophones")[0].id == "xylo"
 
 
+def test_filters_as_a_vectorstore_retriever_takes_them(where, embeddings, retriever):
+    """search_kwargs={"filter": ...} (VectorStoreRetriever's form) and a per-call filter apply to both sides: a
+    filtered-out document never comes back, even when it is BM25's only match."""
+    kwargs = {k: v for k, v in where.items() if k != "collection_name"}
+    if "collection_name" in where:
+        kwargs["collection_name"] = where["collection_name"]
+    only_qua = JEPAHybridRetriever(embeddings=embeddings, search_kwargs={"k": 3, "filter": {"topic": "qua"}},
+                                   vectorstore=retriever.vectorstore, lexical_dir=where.get("lexical_dir"))
+    assert [d.id for d in only_qua.invoke("zyxwv handshake")] == ["qua"]
+    assert all(d.metadata["topic"] != "zyx" for d in retriever.invoke("zyxwv", filter={"topic": {"$ne": "zyx"}}))
+    hits = retriever.invoke("frames", k=3, where_document={"$contains": "Quartzite"})
+    assert [d.id for d in hits] == ["qua"]
+
+
+def test_unknown_arguments_raise(embeddings, tmp_path):
+    with pytest.raises(ValueError, match="search_kwargs"):
+        JEPAHybridRetriever(embeddings=embeddings, persist_directory=str(tmp_path), search_kwargs={"filtr": {}})
+    with pytest.raises(ValueError):
+        JEPAHybridRetriever(embeddings=embeddings, persist_directory=str(tmp_path), filter={"a": 1})
+
+
 try:
     from langchain_tests.integration_tests import RetrieversIntegrationTests
 except ImportError:  # a dev dependency (pip install 'jepa-rag[dev]')

@@ -101,3 +101,27 @@ def test_a_plain_store_needs_its_client(placed, embed_model):
         JEPAHybridNodeRetriever(store)
     retriever = JEPAHybridNodeRetriever(store, client=client, lexical_dir=lexical_dir)
     assert retriever.retrieve("anything") == []
+
+
+def test_metadata_filters_apply_to_both_sides(placed, embed_model, passages):
+    from llama_index.core import Document, StorageContext, VectorStoreIndex
+    from llama_index.core.vector_stores.types import FilterOperator, MetadataFilter, MetadataFilters
+
+    from llama_index.retrievers.jepa_rag import JEPAHybridNodeRetriever
+    from llama_index.vector_stores.jepa_rag import jepa_chroma_vector_store
+
+    client, lexical_dir = placed
+    store = jepa_chroma_vector_store(client, f"li-filter-{uuid.uuid4().hex[:12]}", embed_model, hybrid=True,
+                                     lexical_dir=lexical_dir)
+    docs = [Document(text=t, doc_id=i, metadata={"shelf": "plain"}) for i, t in passages.items()]
+    docs += [Document(text=t, doc_id=f"rare{j}", metadata={"shelf": f"rare{j}"}) for j, t in enumerate(RARE)]
+    index = VectorStoreIndex.from_documents(docs, storage_context=StorageContext.from_defaults(vector_store=store),
+                                            embed_model=embed_model)
+    only_plain = MetadataFilters(filters=[MetadataFilter(key="shelf", value="plain")])
+    hits = JEPAHybridNodeRetriever(index, similarity_top_k=4, filters=only_plain).retrieve("zyxwv handshake")
+    assert hits and all(h.node.metadata["shelf"] == "plain" for h in hits)
+    not_rare0 = MetadataFilters(filters=[MetadataFilter(key="shelf", value="rare0", operator=FilterOperator.NE)])
+    hits = JEPAHybridNodeRetriever(index, similarity_top_k=3, filters=not_rare0).retrieve("zyxwv")
+    assert all(h.node.ref_doc_id != "rare0" for h in hits)
+    with pytest.raises(TypeError):
+        JEPAHybridNodeRetriever(index, filter={"shelf": "plain"})

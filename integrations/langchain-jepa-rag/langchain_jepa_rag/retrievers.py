@@ -15,6 +15,8 @@ from .vectorstores import jepa_chroma_vectorstore
 
 __all__ = ["JEPAHybridRetriever"]
 
+SEARCH_KWARGS = frozenset({"k", "filter", "where_document"})
+
 
 class JEPAHybridRetriever(BaseRetriever):
     """Hybrid retrieval: a cosine Chroma search (:func:`jepa_chroma_vectorstore`) fused with BM25 over the same
@@ -24,12 +26,16 @@ class JEPAHybridRetriever(BaseRetriever):
     like :func:`jepa_chroma_vectorstore`; ``vectorstore`` then holds that store, whose writes (``add_texts``,
     ``add_documents``, ``delete``) keep the BM25 index in step (see :mod:`jepa_rag.chroma_hybrid`). With a
     Chroma server (``client=chromadb.HttpClient(...)``) ``lexical_dir`` names a local folder for the BM25 index.
-    ``k`` may also be given per call: ``retriever.invoke(query, k=10)``. Each returned Document carries
+    ``search_kwargs`` takes what a ``VectorStoreRetriever``'s does: ``{"k": 10, "filter": {"topic": "news"},
+    "where_document": {"$contains": "error"}}`` (chromadb filters, applied to both sides before fusion); unknown keys
+    raise. ``k``, ``filter`` and ``where_document`` may also be given per call:
+    ``retriever.invoke(query, k=10, filter={...})``. Each returned Document carries
     ``hybrid_score`` (fused), ``dense_score`` (cosine similarity) and ``lexical_score`` (BM25; None where that side
     did not return it) in its metadata.
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    # unknown constructor arguments raise instead of being silently dropped
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
     collection_name: str = "jepa_rag"
     embeddings: JEPAEmbeddings | None = None
@@ -40,11 +46,17 @@ class JEPAHybridRetriever(BaseRetriever):
     depth: int | None = Field(default=None, ge=1, description="Candidates per side; None: the fusion's depth.")
     fusion: Any = Field(default=None, description="A jepa_rag.fusion.Fusion; None: the checkpoint's.")
     vectorstore: Any = None
+    search_kwargs: dict = Field(default_factory=dict, description="k, filter, where_document (VectorStoreRetriever "
+                                                                  "style).")
 
     _hybrid: Any = PrivateAttr(default=None)
 
     def model_post_init(self, context: Any) -> None:
         from jepa_rag.chroma_hybrid import HybridCollection
+
+        unknown = sorted(set(self.search_kwargs) - SEARCH_KWARGS)
+        if unknown:
+            raise ValueError(f"search_kwargs: unknown key(s) {unknown}; JEPAHybridRetriever takes {sorted(SEARCH_KWARGS)}")
 
         if self.vectorstore is None:
             self.vectorstore = jepa_chroma_vectorstore(self.collection_name, self.embeddings, client=self.client,
@@ -64,11 +76,13 @@ class JEPAHybridRetriever(BaseRetriever):
         """The :class:`~jepa_rag.chroma_hybrid.HybridCollection` behind this retriever."""
         return self._hybrid
 
-    def _search(self, query: str, k: int | None) -> list[Document]:
-        k = self.k if k is None else k
+    def _search(self, query: str, k: int | None, filter: dict | None, where_document: dict | None) -> list[Document]:
+        k = k if k is not None else self.search_kwargs.get("k", self.k)
+        where = filter if filter is not None else self.search_kwargs.get("filter")
+        where_document = where_document if where_document is not None else self.search_kwargs.get("where_document")
         vector = self.embeddings.embed_query(query)
         res = self._hybrid.hybrid_query([query], k, query_embeddings=[vector], depth=self.depth,
-                                        fusion=self.fusion)
+                                        fusion=self.fusion, where=where or None, where_document=where_document or None)
         return [Document(id=i, page_content=doc or "",
                          metadata={**(meta or {}), "hybrid_score": s, "dense_score": d, "lexical_score": lx})
                 for i, doc, meta, s, d, lx in zip(res["ids"][0], res["documents"][0], res["metadatas"][0],
@@ -76,9 +90,11 @@ class JEPAHybridRetriever(BaseRetriever):
                                                   res["lexical_scores"][0])]
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun,
-                                k: int | None = None) -> list[Document]:
-        return self._search(query, k)
+                                k: int | None = None, filter: dict | None = None,
+                                where_document: dict | None = None) -> list[Document]:
+        return self._search(query, k, filter, where_document)
 
     async def _aget_relevant_documents(self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun,
-                                       k: int | None = None) -> list[Document]:
-        return await asyncio.to_thread(self._search, query, k)
+                                       k: int | None = None, filter: dict | None = None,
+                                       where_document: dict | None = None) -> list[Document]:
+        return await asyncio.to_thread(self._search, query, k, filter, where_document)

@@ -23,12 +23,14 @@ class JEPAHybridNodeRetriever(BaseRetriever):
     chromadb client it lives on) is given, but then writes made through the store bypass the BM25 bookkeeping
     (only count changes are noticed). Returns ``similarity_top_k`` nodes scored by the fused score, with the
     fusion weight the collection's checkpoint stores unless ``fusion`` is given; works in
-    ``RetrieverQueryEngine`` like any retriever.
+    ``RetrieverQueryEngine`` like any retriever. ``filters`` (LlamaIndex ``MetadataFilters``, as
+    ``VectorIndexRetriever`` takes them) and ``where_document`` (a chromadb document filter) apply to both sides
+    before fusion.
     """
 
     def __init__(self, index_or_store: Any, similarity_top_k: int = 4, *, depth: int | None = None,
                  fusion: Any = None, client: Any = None, lexical_dir: str | os.PathLike | None = None,
-                 **kwargs: Any):
+                 filters: Any = None, where_document: dict | None = None, **kwargs: Any):
         store = getattr(index_or_store, "vector_store", index_or_store)
         collection = getattr(store, "_collection", None)
         if collection is None:
@@ -47,6 +49,9 @@ class JEPAHybridNodeRetriever(BaseRetriever):
         self.similarity_top_k = similarity_top_k
         self.depth = depth
         self.fusion = fusion
+        self.filters = filters
+        self.where_document = where_document
+        self._where = _chroma_where(filters)
         super().__init__(**kwargs)
 
     @property
@@ -60,13 +65,26 @@ class JEPAHybridNodeRetriever(BaseRetriever):
         if embedding is None and self._embed_model is not None:
             embedding = self._embed_model.get_query_embedding(text)
         res = self._hybrid.hybrid_query([text], self.similarity_top_k, depth=self.depth, fusion=self.fusion,
-                                        query_embeddings=None if embedding is None else [embedding])
+                                        query_embeddings=None if embedding is None else [embedding],
+                                        where=self._where, where_document=self.where_document)
         return [NodeWithScore(node=_node(i, doc, meta), score=score)
                 for i, doc, meta, score in zip(res["ids"][0], res["documents"][0], res["metadatas"][0],
                                                res["scores"][0])]
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         return await asyncio.to_thread(self._retrieve, query_bundle)
+
+
+def _chroma_where(filters: Any) -> dict | None:
+    """LlamaIndex ``MetadataFilters`` as a chromadb ``where``, translated as ``ChromaVectorStore`` does."""
+    if filters is None:
+        return None
+    from llama_index.core.vector_stores.types import MetadataFilters
+    from llama_index.vector_stores.chroma.base import _to_chroma_filter
+
+    if not isinstance(filters, MetadataFilters):
+        raise InvalidInputError(f"filters must be llama_index MetadataFilters, got {type(filters).__name__}")
+    return _to_chroma_filter(filters) or None
 
 
 def _node(node_id: str, text: str | None, metadata: dict | None):
