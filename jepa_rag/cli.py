@@ -281,7 +281,22 @@ def main(argv: list[str] | None = None) -> int:
         return _ingest(args) if args.command == "ingest" else _query(args)
     except JEPARagError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        from .errors import EmbeddingSpaceConflictError
+
+        if isinstance(exc, EmbeddingSpaceConflictError):
+            print(_space_hint(args), file=sys.stderr)
         return 1
+
+
+def _space_hint(args: argparse.Namespace) -> str:
+    """What to run when a collection was built with another checkpoint than the one given."""
+    store = f"--host {args.host} --port {args.port}" if args.host else f"--path {args.path or DEFAULT_PATH}"
+    ckpt = f" --checkpoint {args.checkpoint}" if args.checkpoint else ""
+    source = args.source if args.command == "ingest" else "<your folder>"
+    return (f"hint: index into a new collection with this checkpoint, then query that one:\n"
+            f"  jepa-rag ingest {source} --collection {args.collection}-2 {store}{ckpt}\n"
+            f"  jepa-rag query \"...\" --collection {args.collection}-2 {store}\n"
+            f"or leave out --checkpoint to query {args.collection!r} with the checkpoint it was built with")
 
 
 if __name__ == "__main__":

@@ -131,29 +131,89 @@ def _load_jsonl(f: Path) -> Corpus:
 
 
 def join_corpus(pairs: Pairs, corpus: Corpus) -> tuple[Pairs, int]:
-    """``pairs`` with the whole corpus as their mining pool and dev ranking.
+    """``pairs`` with the whole corpus as their mining pool and dev ranking, and how many positives were added.
 
-    A positive is joined to the corpus document with exactly its text (title + text, or the text alone); one found
-    nowhere is added to the pool under a new id. Returns the joined pairs and how many positives were added.
+    See :func:`join_corpus_report` for how a pair finds its document."""
+    report = join_corpus_report(pairs, corpus)
+    return report.pairs, report.added
+
+
+@dataclass
+class JoinReport:
+    """Joined pairs, and how their positives were found: by ``doc_id``, by exact text, as a passage of a corpus
+    document, or nowhere (then ``added`` to the pool under a new id; ``added_examples`` shows a few)."""
+
+    pairs: Pairs
+    by_id: int = 0
+    exact: int = 0
+    passage: int = 0
+    added: int = 0
+    added_examples: tuple[str, ...] = ()
+
+
+def _squash(text: str) -> str:
+    return " ".join(text.split())
+
+
+def join_corpus_report(pairs: Pairs, corpus: Corpus) -> JoinReport:
+    """``pairs`` joined to ``corpus``: each pair's document is
+
+    - the corpus document its ``doc_id`` names, when the line gave no ``positive`` (a folder's file path or a
+      JSONL id; :class:`DataFormatError` when the corpus has no such id);
+    - else the document whose text (title + text, or the text alone) is exactly the positive;
+    - else the first document (in corpus order) that contains the positive as a passage, whitespace aside: that
+      document becomes the pair's positive;
+    - else none: the positive is added to the pool under a new id (counted, never silently).
     """
     by_text: dict[str, str] = {}
     for did, body in corpus.bodies.items():  # full texts win over bodies: assigned last
         by_text.setdefault(body, did)
     for did, text in corpus.docs.items():
         by_text[text] = did
+    squashed: list[tuple[str, str]] | None = None
     pool = dict(corpus.docs)
     added: dict[str, str] = {}
-    doc_ids = []
-    for did, text in zip(pairs.doc_ids, pairs.positives):
+    report = JoinReport(pairs)
+    doc_ids, positives = [], []
+    for q, did, text in zip(pairs.queries, pairs.doc_ids, pairs.positives):
+        if not text:  # named by doc_id only
+            if did not in corpus.docs:
+                some = ", ".join(repr(i) for i in list(corpus.docs)[:3])
+                raise DataFormatError(f"{pairs.source}: the pair for query {q!r:.60} names doc_id {did!r}, which is not "
+                                      f"in the corpus {corpus.source} (its ids look like {some})")
+            report.by_id += 1
+            doc_ids.append(did)
+            positives.append(corpus.docs[did])
+            continue
         joined = by_text.get(text) or by_text.get(text.strip())
+        if joined is not None:
+            report.exact += 1
+            doc_ids.append(joined)
+            positives.append(text)
+            continue
+        if squashed is None:  # only when some positive is not a whole document
+            squashed = [(i, _squash(t)) for i, t in corpus.docs.items()]
+        needle = _squash(text)
+        if did in corpus.docs and needle in _squash(corpus.docs[did]):
+            joined = did
+        else:
+            joined = next((i for i, t in squashed if needle in t), None)
+        if joined is not None:
+            report.passage += 1
+            doc_ids.append(joined)
+            positives.append(corpus.docs[joined])
+            continue
+        joined = added.get(text)
         if joined is None:
-            joined = added.get(text)
-            if joined is None:
-                joined = f"pairs:{did}"
-                while joined in pool:
-                    joined += "_"
-                added[text] = joined
-                pool[joined] = text
+            joined = f"pairs:{did}"
+            while joined in pool:
+                joined += "_"
+            added[text] = joined
+            pool[joined] = text
         doc_ids.append(joined)
-    return Pairs(pairs.query_ids, pairs.queries, doc_ids, pairs.positives,
-                 source=f"{pairs.source} + corpus {corpus.source}", pool=pool), len(added)
+        positives.append(text)
+    report.added = len(added)
+    report.added_examples = tuple(list(added)[:3])
+    report.pairs = Pairs(pairs.query_ids, pairs.queries, doc_ids, positives,
+                         source=f"{pairs.source} + corpus {corpus.source}", pool=pool)
+    return report

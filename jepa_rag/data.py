@@ -204,6 +204,10 @@ def _check_text(path: Path, lineno: int, field_name: str, value: object) -> str:
 def load_pairs_jsonl(path: str | os.PathLike) -> Pairs:
     """Read a JSONL file of ``{"query": ..., "positive": ...}`` (optional ``query_id``, ``doc_id``).
 
+    A line may name its document with ``doc_id`` alone (the corpus id: a file's path inside the ``--corpus``
+    folder, or a JSONL id) instead of quoting it as ``positive``: its positive is then left empty ("") until
+    :func:`jepa_rag.corpus.join_corpus` fills it from the corpus.
+
     A query with several relevant documents takes one line per positive: lines with the same ``query_id`` (or,
     without ids, the same query text) are one query, so its other positives are never its negatives and the dev
     split keeps them together. Refuses, naming the file and line: invalid JSON, a missing field, an empty or
@@ -217,11 +221,16 @@ def load_pairs_jsonl(path: str | os.PathLike) -> Pairs:
     qid_by_text: dict[str, str] = {}
     doc_by_text: dict[str, str] = {}
     for lineno, obj in _iter_jsonl(path):
-        for key in ("query", "positive"):
-            if key not in obj:
-                raise DataFormatError(f"{path}:{lineno}: missing field {key!r} (each line needs 'query' and 'positive')")
+        if "query" not in obj:
+            raise DataFormatError(f"{path}:{lineno}: missing field 'query' (each line needs 'query' and 'positive', "
+                                  "or 'doc_id' naming a --corpus document)")
+        if "positive" not in obj and "doc_id" not in obj:
+            raise DataFormatError(f"{path}:{lineno}: missing field 'positive' (each line needs 'query' and "
+                                  "'positive', or 'doc_id' naming a --corpus document)")
         q = _check_text(path, lineno, "query", obj["query"])
-        p = _check_text(path, lineno, "positive", obj["positive"])
+        p = _check_text(path, lineno, "positive", obj["positive"]) if "positive" in obj else ""
+        if not p:
+            _check_text(path, lineno, "doc_id", str(obj["doc_id"]) if isinstance(obj["doc_id"], int) else obj["doc_id"])
         qid = str(obj["query_id"]) if "query_id" in obj else qid_by_text.setdefault(q, f"line{lineno}")
         first, first_text = seen_qid.setdefault(qid, (lineno, q))
         if first_text != q:
@@ -234,7 +243,7 @@ def load_pairs_jsonl(path: str | os.PathLike) -> Pairs:
         positives.append(p)
     if not queries:
         raise DataFormatError(f"{path}: no pairs found (empty file)")
-    pool = dict(zip(dids, positives))
+    pool = {d: t for d, t in zip(dids, positives) if t}  # doc_id-only lines: filled from the corpus
     return Pairs(qids, queries, dids, positives, source=str(path), pool=pool)
 
 

@@ -27,7 +27,7 @@ from jepa_rag import losses
 from jepa_rag.base_model import Fingerprint, sha256_file
 from jepa_rag.checkpoint import Checkpoint, save_checkpoint
 from jepa_rag.config import CORPUS_SOURCES, TrainConfig, from_dict, to_dict
-from jepa_rag.corpus import join_corpus, load_corpus
+from jepa_rag.corpus import join_corpus_report, load_corpus
 from jepa_rag.data import (
     Pairs,
     beir_folder,
@@ -126,11 +126,21 @@ def _with_source_documents(cfg: TrainConfig, pairs: Pairs, base: JEPAEncoder, em
         corpus = load_corpus(d.corpus)
         if corpus.beir_folder is not None:
             import_beir_embeddings(base, corpus.beir_folder, embeddings)
-        n_own = len(pairs.pool)
-        pairs, added = join_corpus(pairs, corpus)
-        log(f"corpus: {len(corpus)} documents from {corpus.source}; {n_own - added} of the pairs' {n_own} positives "
-            f"found in it by exact text, {added} added")
+        n_own = len(set(pairs.doc_ids))
+        report = join_corpus_report(pairs, corpus)
+        pairs = report.pairs
+        log(f"corpus: {len(corpus)} documents from {corpus.source}; {n_own - report.added} of the pairs' {n_own} "
+            f"positives found in it ({report.by_id} pairs by doc_id, {report.exact} by exact text, {report.passage} "
+            f"as a passage of a document), {report.added} added")
+        if report.added:
+            log(f"warning: {report.added} positives are in no corpus document and were added as documents of their "
+                f"own, e.g. {report.added_examples[0][:80]!r}; name the document with 'doc_id' (its path inside the "
+                "folder, or its JSONL id) if it is one")
     else:  # a pairs file alone
+        named = [d for d, t in zip(pairs.doc_ids, pairs.positives) if not t]
+        if named:
+            raise DataFormatError(f"{pairs.source}: {len(named)} pairs name their document by doc_id only (e.g. "
+                                  f"{named[0]!r}); give the documents with --corpus (data.corpus)")
         log(f"warning: no corpus given (--corpus): hard negatives are mined from, and dev queries ranked against, "
             f"only the pairs' own {len(pairs.pool)} positives. Dev then looks far easier than real retrieval and "
             "cannot tell a better model from a worse one; pass --corpus <your documents> (data.corpus).")
