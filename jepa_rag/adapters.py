@@ -48,8 +48,9 @@ def require(module: str, extra: str, what: str) -> ModuleType:
         ) from exc
 
 
-# what users of HuggingFaceEmbedding (LlamaIndex) and HuggingFaceEmbeddings (LangChain) pass out of habit and
-# jepa-rag has no use for: refused with what to do instead, never silently ignored
+# what users of HuggingFaceEmbedding (LlamaIndex), HuggingFaceEmbeddings (LangChain) and Chroma's
+# SentenceTransformerEmbeddingFunction pass out of habit and jepa-rag has no use for: refused with what to do
+# instead, never silently ignored
 _HF_HABITS = {
     "encode_kwargs": "the checkpoint decides normalisation; the batch size is embed_batch_size= (LlamaIndex)",
     "query_encode_kwargs": "queries take the checkpoint's query route; nothing else is set per call",
@@ -57,6 +58,7 @@ _HF_HABITS = {
                     "Hugging Face cache; cache_dir= is jepa-rag's cache of document vectors",
     "multi_process": "one process encodes; 'jepa-rag embed' spreads a large corpus over workers",
     "normalize": "the checkpoint decides normalisation",
+    "normalize_embeddings": "the checkpoint decides normalisation",
     "query_instruction": "no prompt is added: queries take the checkpoint's query route",
     "text_instruction": "no prompt is added: documents take the checkpoint's document route",
     "max_length": "the base model's own max_seq_length applies",

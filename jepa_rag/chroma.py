@@ -46,6 +46,7 @@ from .adapters import (
     EmbeddingSpaceConflictError,
     check_precision,
     describe,
+    from_hf_habits,
     identity,
     load_encoder,
     normalize_base_model,
@@ -71,15 +72,20 @@ class JEPAEmbeddingFunction(EmbeddingFunction[Documents]):
     """A jepa-rag checkpoint as a Chroma embedding function.
 
     ``JEPAEmbeddingFunction()`` loads the checkpoint shipped with jepa-rag; ``checkpoint=`` takes a checkpoint
-    folder or ``"none"`` (the plain base model), ``base_model=`` a local model folder or Hub id, ``device=`` a
-    torch device, ``precision=`` the frozen base's arithmetic (``"auto"``: bf16 where the hardware computes it
+    folder or ``"none"`` (the plain base model), ``base_model=`` a local model folder or Hub id (``model_name=``,
+    as Chroma's ``SentenceTransformerEmbeddingFunction`` takes it, is the same), ``device=`` a torch device,
+    ``precision=`` the frozen base's arithmetic (``"auto"``: bf16 where the hardware computes it
     natively, else fp32; or ``"fp32"``, ``"bf16"``). Documents' base vectors are cached on disk (``use_cache``,
     ``cache_dir``); queries stay in a bounded in-memory LRU unless ``cache_queries=True``.
     """
 
     def __init__(self, checkpoint: str | os.PathLike | None = DEFAULT, base_model: str | os.PathLike | None = None,
                  device: str | None = None, precision: str = "auto", *, use_cache: bool = True,
-                 cache_dir: str | os.PathLike | None = None, cache_queries: bool = False):
+                 cache_dir: str | os.PathLike | None = None, cache_queries: bool = False, **habits: Any):
+        habits = from_hf_habits({**habits, "base_model": base_model, "device": device}, "JEPAEmbeddingFunction")
+        base_model, device = habits.pop("base_model"), habits.pop("device")
+        if habits:
+            raise TypeError(f"JEPAEmbeddingFunction got unexpected keyword arguments {sorted(habits)}")
         self.checkpoint = normalize_checkpoint(checkpoint)
         self.base_model = normalize_base_model(base_model)
         self.device = device

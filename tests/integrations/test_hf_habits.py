@@ -1,4 +1,4 @@
-"""What ``HuggingFaceEmbedding(s)`` users pass (issue 22): ``model_name=`` selects the base model, as it does there,
+"""What ``HuggingFaceEmbedding(s)`` and Chroma ``SentenceTransformerEmbeddingFunction`` users pass (issue 22): ``model_name=`` selects the base model, as it does there,
 ``model_kwargs={"device": ...}`` the device; the other habits are refused with what to do instead; none is
 silently ignored."""
 
@@ -15,7 +15,9 @@ def _classes():
     from langchain_jepa_rag import JEPAEmbeddings
     from llama_index.embeddings.jepa_rag import JEPAEmbedding
 
-    return [JEPAEmbedding, JEPAEmbeddings]
+    from jepa_rag.chroma import JEPAEmbeddingFunction
+
+    return [JEPAEmbedding, JEPAEmbeddings, JEPAEmbeddingFunction]
 
 
 @pytest.mark.parametrize("cls", _classes(), ids=lambda c: c.__name__)
@@ -45,6 +47,7 @@ def test_a_base_model_the_heads_were_not_trained_on_is_refused_with_a_hint(cls, 
     ({"encode_kwargs": {"normalize_embeddings": True}}, "encode_kwargs= is a Hugging Face embedding option"),
     ({"cache_folder": "/tmp/models"}, "cache_folder= .*base_model="),
     ({"query_instruction": "query: "}, "no prompt is added"),
+    ({"normalize_embeddings": False}, "the checkpoint decides normalisation"),
 ])
 def test_other_habits_are_refused(cls, kwargs, message):
     with pytest.raises(ConfigError, match=message):
