@@ -2,14 +2,15 @@
 
     jepa-rag train    ...   train heads on your pairs or a BEIR folder (same options as ``python -m train``)
     jepa-rag evaluate ...   NDCG@10 on a BEIR folder, dense or hybrid (same as ``python -m jepa_rag.evaluate``)
-    jepa-rag ingest SOURCE --collection NAME    a folder of .txt/.md files or a JSONL into a Chroma collection
-    jepa-rag query "question" --collection NAME  hybrid (BM25 + dense) or dense search of that collection
+    jepa-rag ingest SOURCE --collection NAME    a folder (.txt/.md/.rst/.html, chunked) or a JSONL into Chroma
+    jepa-rag query "question" --collection NAME  hybrid (BM25 + dense) or dense search: file and passage per hit
     jepa-rag demo     ...   a small index over bundled passages, then four queries
 
 ``ingest`` and ``query`` work on an embedded Chroma folder (``--path``) or a Chroma server (``--host/--port``,
-with ``--lexical-dir`` for the BM25 index). ``ingest`` is resumable: documents already stored with the same text
-are skipped, the rest are upserted batch by batch with a progress bar, so re-running it after a crash finishes
-the job without duplicates.
+with ``--lexical-dir`` for the BM25 index). ``ingest`` makes the collection mirror its source
+(:mod:`jepa_rag.mirror`): unchanged documents are skipped, new and changed ones chunked (:mod:`jepa_rag.chunking`)
+and upserted batch by batch with a progress bar, gone ones deleted; re-running it after Ctrl-C or a crash finishes
+the job without duplicates or re-encoding.
 """
 
 from __future__ import annotations
@@ -102,8 +103,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="decode every file with this codec (default: UTF-8, else detected)")
     ing.add_argument("--strict", action="store_true", help="stop at the first file that cannot be read, "
                                                            "instead of skipping it")
-    ing.add_argument("--batch-size", type=int, default=32,
-                     help="chunks encoded and stored per step (default 32: a few seconds on a CPU)")
+    ing.add_argument("--batch-size", type=int, default=16,
+                     help="chunks encoded and stored per step, what Ctrl-C or a crash can lose (default 16: seconds, "
+                          "not minutes, of all-mpnet-base-v2 on a 2-core CPU)")
     ing.add_argument("--no-progress", action="store_true", help="no progress bar")
     q = sub.add_parser("query", help="search a collection (hybrid BM25 + dense by default)",
                        description="Search a Chroma collection made by 'jepa-rag ingest'.")
