@@ -61,10 +61,14 @@ def _decode(data: bytes, encoding: str | None) -> str:
         pass
     from charset_normalizer import from_bytes
 
-    best = from_bytes(data).best()
+    matches = from_bytes(data)
+    best = matches.best()
     if best is None:
         raise ValueError("not decodable: no text encoding fits; set one with --encoding")
-    return str(best)
+    # Western text often fits several single-byte code pages equally well, and charset-normalizer then takes
+    # the first it tried (cp1250 before cp1252); the Windows Western page is by far the commonest of them
+    tied = [m for m in matches if (m.chaos, m.coherence) == (best.chaos, best.coherence)]
+    return str(next((m for m in tied if m.encoding == "cp1252"), best))
 
 
 def _html_text(data: bytes, encoding: str | None) -> str:

@@ -231,3 +231,17 @@ def test_a_bad_file_is_skipped_and_reported_or_stops_a_strict_run(tmp_path, stri
     assert [d.source for d in read.documents] == ["good.md"]
     assert read.skipped == [("broken.txt", "binary: NUL bytes")]
     assert read.skipped_summary() == "1 (1 binary)"
+
+
+def test_encodings_are_detected_or_given(tmp_path):
+    from jepa_rag.errors import InvalidInputError
+    from jepa_rag.folder import read_folder
+
+    text = "Crème brûlée, façade, naïve: the café's menu lists them in a Windows code page. " * 3
+    (tmp_path / "menu.txt").write_bytes(text.encode("cp1252"))
+    (tmp_path / "bom.md").write_bytes(b"\xef\xbb\xbf# Title\n\nText.")
+    docs = {d.source: d.text for d in read_folder(tmp_path).documents}
+    assert docs["bom.md"] == "# Title\n\nText." and "brûlée" in docs["menu.txt"]
+    assert {d.source: d.text for d in read_folder(tmp_path, encoding="cp1252").documents}["menu.txt"] == text.strip()
+    with pytest.raises(InvalidInputError, match="unknown encoding 'nope'"):
+        read_folder(tmp_path, encoding="nope")
