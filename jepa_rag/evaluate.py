@@ -24,14 +24,14 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .data import beir_folder, load_beir
-from .encoder import JEPAEncoder
 from .errors import ConfigError, InvalidInputError, JEPARagError
 from .fusion import Fusion, fusion_of
-from .metrics import evaluate_run, exact_search
-from .precomputed import import_beir_embeddings
-from .retriever import HybridRetriever
+
+if TYPE_CHECKING:  # torch and scipy load when there is something to evaluate, so `jepa-rag evaluate --help` is quick
+    from .encoder import JEPAEncoder
 
 # what --retriever hybrid fuses with when --fusion is not given
 DEFAULT_FUSION = "checkpoint"
@@ -58,6 +58,10 @@ def evaluate_beir(
     chooses the blend weight from the corpus itself (:mod:`jepa_rag.fusion_choice`, pseudo-queries drawn with
     ``fusion_seed``; no judgments read), and the result names the weight and its evidence under
     ``"fusion_choice"``."""
+    from .metrics import evaluate_run, exact_search
+    from .precomputed import import_beir_embeddings
+    from .retriever import HybridRetriever
+
     if retriever not in ("dense", "hybrid"):
         raise InvalidInputError(f"retriever must be 'dense' or 'hybrid', got {retriever!r}")
     folder = beir_folder(str(data))
@@ -152,6 +156,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m jepa_rag.evaluate
     try:
         out.parent.mkdir(parents=True, exist_ok=True)  # an unwritable --json fails now, not after the evaluation
         start = time.time()
+        from .encoder import JEPAEncoder
+
         enc = JEPAEncoder.from_pretrained(args.checkpoint, base_model=args.base_model, device=args.device,
                                           precision=args.precision)
         fusion = None if choice == "checkpoint" else choice
