@@ -112,6 +112,10 @@ def main(argv: list[str] | None = None, prog: str = "python -m jepa_rag.demo") -
             if todo:
                 collection.ingest([r[0] for r in todo], [r[1] for r in todo], metadatas=[r[2] for r in todo],
                                   batch_size=BATCH, on_batch=lambda done, batch: bar.update(len(batch)))
+        fusion = collection.fusion
+        how = (f"reciprocal-rank fusion (k={fusion.rrf_k})" if fusion.method == "rrf"
+               else f"{fusion.normalization} blend, BM25 weight {fusion.lexical_weight:.2f}")
+        print(f"retrieval: hybrid, dense cosine + BM25 by {how}")
         queries = args.query or list(DEFAULT_QUERIES)
         result = collection.hybrid_query(queries, n_results=min(args.top_k, collection.count()))
     except JEPARagError as exc:

@@ -36,6 +36,8 @@ def test_demo_builds_the_index_and_prints_hits(tmp_path, capsys, predictor_check
     assert tops[:2] == ["photosynthesis", "jupiter"]
     n = len(demo.load_sample_corpus())
     assert f"0 of {n} passages present" in out
+    assert "retrieval: hybrid, dense cosine + BM25 by " in out
+    assert out.count("     source: ") == len(hits)  # every hit names its source
 
     # a second run reuses the index and takes custom queries
     assert demo.main(args + ["--query", "Who printed books with movable type?", "--top-k", "1"]) == 0
