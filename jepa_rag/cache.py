@@ -207,6 +207,11 @@ class _Store:
     # ------------------------------------------------------------------------------------------ opening
     def _open(self) -> lmdb.Environment | None:
         damage = header_damage(self.path)
+        for _ in range(3):  # a header read while another process commits can be torn: act only on lasting damage
+            if damage is None:
+                break
+            time.sleep(0.05)
+            damage = header_damage(self.path)
         if damage is not None:
             self._set_aside(damage)
         for attempt in range(2):
@@ -284,8 +289,16 @@ class _Store:
             try:
                 size = max(self.env.info()["map_size"], _map_size_for(self.path.stat().st_size))
                 self.env.set_mapsize(size)
+                return
             except (lmdb.Error, OSError, MemoryError):
+                pass
+            try:
                 self.env.set_mapsize(0)  # LMDB's own rule: the size the other process recorded
+            except (lmdb.Error, MemoryError) as exc:
+                log.warning("embedding cache %s: another process grew it beyond what this one can map (%s): "
+                            "running without it, every vector is encoded", self.path, exc)
+                self.env.close()
+                self.env = None
 
 
 def _map_size_for(file_size: int) -> int:
