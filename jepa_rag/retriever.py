@@ -66,7 +66,9 @@ class HybridRetriever:
         return dense, self.lexical.score_all(queries)
 
     def retrieve(self, queries: Sequence[str], k: int = 10) -> list[list[tuple[str, float]]]:
-        """The ``k`` best ``(id, fused score)`` per query, best first (``k`` capped at the corpus size)."""
+        """The ``k`` best ``(id, fused score)`` per query, best first (``k`` capped at the corpus size, so any
+        positive integer is valid); no queries give an empty list. Anything but a list of non-blank strings, or a
+        ``k`` that is not a positive integer, is :class:`InvalidInputError`."""
         queries = validate_texts(queries, "queries")
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise InvalidInputError(f"k must be a positive integer, got {k!r}")
