@@ -4,10 +4,12 @@ against the exact retriever, on BEIR, with the default checkpoint's stored fusio
     python -m experiments.hybrid_serving [--split dev|test] [--out runs/hybrid_serving_<split>.json]
 
 The serving path sees only each side's top ``depth`` candidates. It normalises them with the whole collection's
-score statistics (the dense side's from the first two moments of the stored vectors, BM25's from every document's
-score), which is what the exact retriever does over the whole corpus, so it should rank alike; the older
-candidate-list normalisation is scored too. ``dev`` = SciFact ``qrels/train.tsv`` + NFCorpus ``qrels/dev.tsv``.
-Base vectors: the verified precomputed files; the collection is an in-memory Chroma.
+score statistics (the dense side's from the first two moments of the stored vectors, BM25's exact over its top
+``depth`` plus an estimate from document frequencies for the rest: :mod:`jepa_rag.lexical_store`), which is what
+the exact retriever does over the whole corpus, so it should rank alike; the candidate-list normalisation is scored
+too. BM25 alone is scored both ways (bm25s over every document vs the collection's tantivy store).
+``dev`` = SciFact ``qrels/train.tsv`` + NFCorpus ``qrels/dev.tsv``. Base vectors: the verified precomputed files;
+the collection is an in-memory Chroma.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import chromadb
 
 from jepa_rag.chroma import JEPAEmbeddingFunction, get_or_create_collection
 from jepa_rag.chroma_hybrid import HybridCollection
-from jepa_rag import JEPAEncoder, evaluate_run
+from jepa_rag import JEPAEncoder, LexicalIndex, evaluate_run
 from jepa_rag.data import beir_folder, load_beir
 from jepa_rag.fusion import fusion_of
 from jepa_rag.precomputed import import_beir_embeddings
@@ -49,26 +51,31 @@ def run(split: str) -> dict:
         for s in range(0, len(ids), 1000):
             col.add(ids=ids[s:s + 1000], embeddings=docs[s:s + 1000], documents=texts[s:s + 1000])
         hybrid = HybridCollection(client, col, fusion=fusion)
-        runs = {"exact": exact_run, "serving": {}, "serving_candidate_norm": {}}
-        for s in range(0, len(qids), 64):
-            part = slice(s, s + 64)
-            res = hybrid.hybrid_query(queries[part], n_results=10, query_embeddings=qvecs[part])
-            runs["serving"].update({q: dict(zip(i, sc)) for q, i, sc in zip(qids[part], res["ids"], res["scores"])})
-        hybrid._fresh()  # the same candidates, normalised over the candidate lists only
-        snapshot = hybrid._snapshot
-        hybrid._snapshot = snapshot._replace(moments=None)
-        for s in range(0, len(qids), 64):
-            part = slice(s, s + 64)
-            res = hybrid.hybrid_query(queries[part], n_results=10, query_embeddings=qvecs[part])
-            runs["serving_candidate_norm"].update(
-                {q: dict(zip(i, sc)) for q, i, sc in zip(qids[part], res["ids"], res["scores"])})
-        hybrid._snapshot = snapshot
+        bm25 = LexicalIndex(ids, texts)
+        runs = {"exact": exact_run,
+                "bm25_exact": {q: dict(hits) for q, hits in zip(qids, bm25.search(queries, 100))}}
+        store = hybrid.lexical_index()
+        tokens = store.tokenize(queries)
+        runs["bm25_store"] = {q: dict(store.search(t, 100)) for q, t in zip(qids, tokens)}
+        runs["serving"] = _serve(hybrid, qids, queries, qvecs)
+        store._moments = None  # the same candidates, normalised over the candidate lists only
+        runs["serving_candidate_norm"] = _serve(hybrid, qids, queries, qvecs)
         out["sets"][name] = {k: evaluate_run(ds.qrels, r, ignore_identical_ids=True)["metrics"]["ndcg@10"]
                              for k, r in runs.items()}
         print(name, ds_split, out["sets"][name], flush=True)
-    for k in ("exact", "serving", "serving_candidate_norm"):
+    keys = list(next(iter(out["sets"].values())))
+    for k in keys:
         out[f"mean_{k}"] = sum(v[k] for v in out["sets"].values()) / len(out["sets"])
     return out
+
+
+def _serve(hybrid, qids, queries, qvecs) -> dict:
+    run: dict = {}
+    for s in range(0, len(qids), 64):
+        part = slice(s, s + 64)
+        res = hybrid.hybrid_query(queries[part], n_results=10, query_embeddings=qvecs[part])
+        run.update({q: dict(zip(i, sc)) for q, i, sc in zip(qids[part], res["ids"], res["scores"])})
+    return run
 
 
 def main() -> None:

@@ -357,12 +357,16 @@ class HybridCollection:
                 self._store = None
                 store = self._open()
             self._recover(store)
-            old = {i: (r[2] if r is not None else None) for i, r in self._records(ids).items()}
+            before = self._records(ids)
+            old = {i: (r[2] if r is not None else None) for i, r in before.items()}
             store.begin(old)
+            written = False
             try:
                 getattr(self._collection, method)(**kwargs)
+                written = True
             finally:  # whatever Chroma holds now (also after a refused write) is what the store must describe
-                store.commit(self._records(ids), old, writer=PROCESS_TOKEN)
+                final = _known_result(method, kwargs, before) if written else None
+                store.commit(final if final is not None else self._records(ids), old, writer=PROCESS_TOKEN)
 
     @staticmethod
     def _ids(ids: Any) -> list[str]:
@@ -477,9 +481,13 @@ class HybridCollection:
                 fused = fusion.fuse(dense_pairs, exact, n_results, corpus_stats=(dense_stats[q], bm25_stats))
             per_query.append((fused, dict(dense_pairs), dict(lexical)))
         winners = sorted({i for fused, _, _ in per_query for i, _ in fused})
-        got = self._collection.get(ids=winners, include=["documents", "metadatas"]) if winners else {"ids": []}
-        n = len(got["ids"])
-        records = dict(zip(got["ids"], zip(got.get("documents") or [None] * n, got.get("metadatas") or [None] * n)))
+        records = store.records(winners)
+        missing = [i for i in winners if i not in records]
+        if missing:  # records without text live in Chroma only
+            got = self._collection.get(ids=missing, include=["documents", "metadatas"])
+            n = len(got["ids"])
+            records.update(zip(got["ids"], zip(got.get("documents") or [None] * n,
+                                               got.get("metadatas") or [None] * n)))
         for fused, dense_by_id, lexical_by_id in per_query:
             fused = [(i, s) for i, s in fused if i in records]  # deleted since the candidates were found
             out["ids"].append([i for i, _ in fused])
@@ -518,6 +526,25 @@ class HybridCollection:
         if space in ("cosine", "ip"):
             return lambda d: 1.0 - float(d)
         return lambda d: -float(d)
+
+
+def _known_result(method: str, kwargs: dict[str, Any], before: Mapping[str, tuple | None]) -> dict | None:
+    """What Chroma holds after an ``add`` or ``upsert``, for the ids known without reading them back: an ``add``
+    keeps existing records as they were and stores new ones as given; an ``upsert`` stores new ids as given (an
+    existing one may merge metadata, so it is read back). None: read everything back."""
+    ids, docs, vecs, metas = (kwargs.get(k) for k in ("ids", "documents", "embeddings", "metadatas"))
+    if method not in ("add", "upsert") or isinstance(ids, str) or docs is None or vecs is None:
+        return None
+    ids, docs = list(ids), list(docs)
+    metas = list(metas) if metas is not None else [None] * len(ids)
+    if not len(ids) == len(docs) == len(vecs) == len(metas) or len(set(ids)) != len(ids):
+        return None
+    given = {i: (d, m or None, v) for i, d, m, v in zip(ids, docs, metas, vecs)}
+    if method == "add":
+        return {i: (before[i] if before.get(i) is not None else given[i]) for i in ids}
+    if any(before.get(i) is not None for i in ids):
+        return None
+    return given
 
 
 def _dense_stats(query_embeddings: Any, moments: tuple[np.ndarray, np.ndarray]) -> list[tuple[float, float]] | None:
