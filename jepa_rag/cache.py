@@ -413,7 +413,7 @@ class EmbeddingCache:
         dim, width, row_bytes = self.fingerprint.dim, self._width, self._row_bytes
         out = np.zeros((len(texts), dim), dtype=np.float32)
         missing: list[int] = []
-        raw = np.zeros((min(len(texts), _LOOKUP_CHUNK), width), dtype=np.uint8)  # reused by every chunk
+        raw = np.zeros((max(1, min(len(texts), _LOOKUP_CHUNK)), width), dtype=np.uint8)  # reused by every chunk
         flat = memoryview(raw).cast("B")
         for start in range(0, len(texts), _LOOKUP_CHUNK):
             stop = min(start + _LOOKUP_CHUNK, len(texts))

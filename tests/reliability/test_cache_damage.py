@@ -99,3 +99,20 @@ def test_a_full_file_system_skips_the_write_and_keeps_answering(tmp_path):
     assert 0 < counts["missing"] < N and counts["wrong"] == 0
     assert "cannot store vectors" in stderr
     assert _refill(tmp_path / fingerprint("small").key / "vectors.mdb")["missing"] == 0  # room again: completes
+
+
+def test_old_format_entries_empty_reads_and_odd_dimensions(tmp_path):
+    from jepa_rag import EmbeddingCache, Fingerprint
+    from jepa_rag.cache import _key
+
+    cache = EmbeddingCache(Fingerprint("toy/odd", "cd" * 32, 128, True, 5), tmp_path)  # 20 bytes, padded to 24
+    assert cache.lookup([])[0].shape == (0, 5) and cache.lookup([])[1] == []
+    vectors = np.arange(10, dtype=np.float32).reshape(2, 5)
+    cache.add(["a", "b"], vectors)
+    got, missing = cache.lookup(["a", "never", "b"])
+    assert missing == [1] and np.array_equal(got[[0, 2]], vectors)
+    # a value written before checksums (exactly the vector's bytes) is still served, unverified
+    with cache._store.shared() as env, env.begin(write=True) as txn:
+        txn.put(_key("old"), vectors[0].tobytes())
+    got, missing = cache.lookup(["old"])
+    assert missing == [] and np.array_equal(got[0], vectors[0])
