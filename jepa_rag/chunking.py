@@ -6,7 +6,7 @@ with up to ``overlap`` tokens shared by neighbours, cut at the largest boundary 
 blocks for Markdown, then paragraphs, sentences, words). The splitting is semantic-text-splitter's (a maintained
 Rust crate with Python bindings): it knows Markdown, counts with a Hugging Face ``tokenizers.Tokenizer`` and
 returns character offsets, and pulls in no framework. Chosen over semchunk (no Markdown) and chonkie (overlap only
-through a separate pass, five more dependencies): see benchmarks/results/chunking.md, which also chose the default
+through a separate pass, four more dependencies): see benchmarks/results/chunking.md, which also chose the default
 size and overlap.
 """
 
@@ -22,8 +22,9 @@ from .errors import InvalidInputError
 
 __all__ = ["DEFAULT_OVERLAP", "DEFAULT_TOKENS", "Chunk", "Chunker", "chunk_id"]
 
-# chosen on dev (experiments/chunking.py): the window of the 256-token MiniLM, well inside MPNet's 384
-DEFAULT_TOKENS = 256
+# chosen on dev (benchmarks/results/chunking.md): as good as 64 or 128 at a third to a half of the records;
+# all-MiniLM-L6-v2's whole window, well inside all-mpnet-base-v2's
+DEFAULT_TOKENS = 254
 DEFAULT_OVERLAP = 32
 # [CLS] and [SEP] (or <s> and </s>): the base model adds them around every text
 SPECIAL_TOKENS = 2

@@ -93,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
                           help="store each document whole (the default for a JSONL; the base model reads only its "
                                "start)")
     ing.add_argument("--chunk-tokens", type=int, default=None,
-                     help="tokens per chunk at most (default 256, or what the base model reads if less)")
+                     help="tokens per chunk at most (default 254, or what the base model reads if less)")
     ing.add_argument("--chunk-overlap", type=int, default=None, help="tokens shared by neighbouring chunks "
                                                                       "(default 32)")
     ing.add_argument("--no-delete", action="store_true",
