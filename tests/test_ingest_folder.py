@@ -245,3 +245,22 @@ def test_encodings_are_detected_or_given(tmp_path):
     assert {d.source: d.text for d in read_folder(tmp_path, encoding="cp1252").documents}["menu.txt"] == text.strip()
     with pytest.raises(InvalidInputError, match="unknown encoding 'nope'"):
         read_folder(tmp_path, encoding="nope")
+
+
+def test_the_python_ingest_helpers_chunk_on_request(minilm_dir):
+    import chromadb
+
+    from jepa_rag.chroma import JEPAEmbeddingFunction
+    from jepa_rag.chroma_hybrid import hybrid_collection
+
+    ef = JEPAEmbeddingFunction("none", str(minilm_dir), precision="fp32")
+    hc = hybrid_collection(chromadb.EphemeralClient(), "helper_chunks", ef)
+    long = " ".join(d["text"] for d in SAMPLE[:12])
+    assert hc.ingest(["long", "short"], [long, SAMPLE[20]["text"]], metadatas=[{"lang": "en"}, {"lang": "en"}],
+                     chunking=True) == hc.count() > 2
+    got = hc.get(where={"source": "long"}, include=["documents", "metadatas"])
+    spans = sorted((m["chunk"], m["start"], m["end"]) for m in got["metadatas"])
+    assert [c for c, _, _ in spans] == list(range(len(spans))) and all(m["lang"] == "en" for m in got["metadatas"])
+    assert all(long[m["start"]:m["end"]] == d for d, m in zip(got["documents"], got["metadatas"]))
+    assert sorted(got["ids"]) == sorted(f"long#{c}" for c, _, _ in spans)
+    assert hc.get(ids=["short#0"])["ids"] == ["short#0"]
