@@ -156,13 +156,23 @@ def _documents(args: argparse.Namespace):
 
 
 def _ingest(args: argparse.Namespace) -> int:
+    if args.batch_size < 1:
+        raise SystemExit("error: --batch-size must be at least 1")
+    progress = {"stored": 0, "total": "?"}
+    try:
+        return _sync(args, progress)
+    except KeyboardInterrupt:  # every acknowledged batch is stored, its vectors cached: say so in one line
+        print(f"interrupted: {progress['stored']} of {progress['total']} stored; run the same command to finish",
+              file=sys.stderr)
+        return 130
+
+
+def _sync(args: argparse.Namespace, progress: dict) -> int:
     from tqdm.auto import tqdm
 
     from .chunking import Chunker
     from .mirror import apply_plan, plan_sync, stored_sources
 
-    if args.batch_size < 1:
-        raise SystemExit("error: --batch-size must be at least 1")
     documents, read, is_folder = _documents(args)
     for source, reason in read.skipped[:20]:
         print(f"skipped {source}: {reason}", file=sys.stderr)
@@ -181,22 +191,15 @@ def _ingest(args: argparse.Namespace) -> int:
         chunker = Chunker.for_encoder(encoder, args.chunk_tokens, args.chunk_overlap)
     cache = getattr(encoder, "cache", None)
     cached_before = len(cache) if cache is not None else 0
-    stored, plan = 0, None
-    try:
-        plan = plan_sync(documents, stored_sources(collection), chunker, delete=not args.no_delete)
-        stored = plan.kept
-        with tqdm(total=plan.total, initial=plan.kept, desc=f"ingest → {args.collection}", unit="chunk",
-                  disable=args.no_progress) as bar:
-            def on_batch(done: int, batch: list[str]) -> None:
-                nonlocal stored
-                stored = plan.kept + done
-                bar.update(len(batch))
+    plan = plan_sync(documents, stored_sources(collection), chunker, delete=not args.no_delete)
+    progress.update(stored=plan.kept, total=plan.total)
+    with tqdm(total=plan.total, initial=plan.kept, desc=f"ingest → {args.collection}", unit="chunk",
+              disable=args.no_progress) as bar:
+        def on_batch(done: int, batch: list[str]) -> None:
+            progress["stored"] = plan.kept + done
+            bar.update(len(batch))
 
-            written, removed = apply_plan(collection, plan, batch_size=args.batch_size, on_batch=on_batch)
-    except KeyboardInterrupt:
-        total = plan.total if plan is not None else "?"
-        print(f"interrupted: {stored} of {total} stored; run the same command to finish", file=sys.stderr)
-        return 130
+        written, removed = apply_plan(collection, plan, batch_size=args.batch_size, on_batch=on_batch)
     encoded = len(cache) - cached_before if cache is not None else written
     gone = f"{len(plan.gone)} gone" + (" (kept: --no-delete)" if args.no_delete and plan.gone else "")
     unit = "chunks" if chunker is not None else "documents"
