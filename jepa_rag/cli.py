@@ -98,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
                                                                       "(default 32)")
     ing.add_argument("--no-delete", action="store_true",
                      help="keep stored content whose file (or JSONL id) is gone; by default the collection "
-                          "mirrors the source")
+                          "mirrors SOURCE, so what another folder or JSONL put in it is removed too")
     ing.add_argument("--encoding", default=None,
                      help="decode every file with this codec (default: UTF-8, else detected)")
     ing.add_argument("--strict", action="store_true", help="stop at the first file that cannot be read, "
