@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import errno
 import os
-import resource
 import shutil
 from pathlib import Path
 from typing import Any
 
 from .errors import StorageFullError
+
+try:
+    import resource
+except ImportError:  # Windows: no file-size limits to read
+    resource = None
 
 NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 _MESSAGES = ("no space left", "disk is full", "disk full", "os error 28", "file too large", "os error 27",
@@ -59,8 +63,8 @@ def no_space_reason(exc: BaseException, folder: str | os.PathLike | None) -> str
         free = shutil.disk_usage(folder).free
         if free < _LOW_FREE:
             return f"{free} bytes free"
-        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
-        if limit != resource.RLIM_INFINITY:
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0] if resource is not None else -1
+        if limit >= 0 and limit != resource.RLIM_INFINITY:
             largest = max((p.stat().st_size for p in Path(folder).rglob("*") if p.is_file()), default=0)
             if largest + _LOW_FREE >= limit:
                 return f"a file reached this process's file-size limit (ulimit -f) of {limit} bytes"
