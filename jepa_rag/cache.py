@@ -404,7 +404,8 @@ class EmbeddingCache:
                 self._store.adopt()
             else:
                 self._store.reset(f"a write failed: {action}")
-        raise AssertionError("unreachable: the map doubled 64 times")
+        _warn_once(f"write:{self.path}", "embedding cache %s: cannot store vectors (the write kept failing); they are "
+                   "encoded again when next needed", self.path)
 
     def lookup(self, texts: Sequence[str]) -> tuple[np.ndarray, list[int]]:
         """Rows for ``texts`` (zeros where missing) and the indices of the missing ones.
