@@ -39,22 +39,30 @@ def _minilm() -> str:
     return str(Path(list(spec.submodule_search_locations)[0]) / "model")
 
 
-def build_files(n_files: int, per_file: int, seed: int) -> tuple[list[str], dict[str, list[tuple[int, int, int]]],
-                                                                  dict[str, str], dict[str, set[str]]]:
-    """(file texts, abstract id -> [(file, start, end)], query id -> text, query id -> judged abstract ids)."""
+DEV_SPLIT = {"scifact": "train", "nfcorpus": "dev"}
+# NFCorpus judges up to 919 documents for one query; files of 5 abstracts need queries judging a few
+MAX_JUDGED = 5
+
+
+def build_files(n_files: int, per_file: int, seed: int, dataset: str = "scifact") -> tuple[
+        list[str], dict[str, list[tuple[int, int, int]]], dict[str, str], dict[str, set[str]]]:
+    """(file texts, abstract id -> [(file, start, end)], query id -> text, query id -> judged abstract ids), from
+    ``dataset``'s dev judgments (SciFact train, NFCorpus dev; queries judging at most MAX_JUDGED abstracts)."""
     corpus = {}
-    with open(DATA / "beir/scifact/corpus.jsonl") as fh:
+    with open(DATA / f"beir/{dataset}/corpus.jsonl") as fh:
         for line in fh:
             d = json.loads(line)
             corpus[d["_id"]] = (d["title"].strip(), d["text"].strip())
     qrels: dict[str, set[str]] = {}
-    with open(DATA / "beir/scifact/qrels/train.tsv", newline="") as fh:
+    with open(DATA / f"beir/{dataset}/qrels/{DEV_SPLIT[dataset]}.tsv", newline="") as fh:
         next(fh)
         for line in fh:
-            q, d, _ = line.rstrip("\r\n").split("\t")
-            qrels.setdefault(q, set()).add(d)
+            q, d, score = line.rstrip("\r\n").split("\t")
+            if int(score) > 0:
+                qrels.setdefault(q, set()).add(d)
+    qrels = {q: ds for q, ds in qrels.items() if len(ds) <= MAX_JUDGED}
     queries = {}
-    with open(DATA / "beir/scifact/queries.jsonl") as fh:
+    with open(DATA / f"beir/{dataset}/queries.jsonl") as fh:
         for line in fh:
             d = json.loads(line)
             queries[d["_id"]] = d["text"]
@@ -105,7 +113,7 @@ def evaluate(q_vecs: np.ndarray, qids: list[str], qrels: dict, where: dict, rec_
     return file_hits / len(qids), passage_hits / len(qids)
 
 
-def run_model(name: str, files, where, queries, qrels, configs, cache_dir: str) -> list[dict]:
+def run_model(name: str, files, where, queries, qrels, configs, cache_dir: str, dataset: str) -> list[dict]:
     from jepa_rag import JEPAEncoder
     from jepa_rag.chunking import SPECIAL_TOKENS, Chunker, load_tokenizer
 
@@ -113,7 +121,7 @@ def run_model(name: str, files, where, queries, qrels, configs, cache_dir: str) 
     enc = JEPAEncoder.from_pretrained("none", base_model=base, precision="fp32", cache_dir=cache_dir)
     qids = list(queries)
     if name == "mpnet":  # the precomputed query vectors (unit length, all-mpnet-base-v2's own pipeline)
-        z = np.load(DATA / "embeddings/all-mpnet-base-v2/scifact.npz", allow_pickle=False)
+        z = np.load(DATA / f"embeddings/all-mpnet-base-v2/{dataset}.npz", allow_pickle=False)
         row = {i.decode(): j for j, i in enumerate(z["queries_ids"])}
         q_vecs = z["queries"][[row[q] for q in qids]].astype(np.float32)
     else:
@@ -205,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--files", type=int, default=60)
     ap.add_argument("--per-file", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--dataset", default="scifact", choices=list(DEV_SPLIT),
+                    help="SciFact train or NFCorpus dev judgments (writes <out>_nfcorpus for NFCorpus)")
     ap.add_argument("--configs", nargs="+", default=["64:8", "128:16", "128:0", "254:32", "254:0", "382:48"],
                     help="tokens:overlap pairs (those over a model's window are skipped)")
     ap.add_argument("--mpnet-configs", nargs="+", default=["128:16", "254:32", "382:48"],
@@ -214,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--splitters", action="store_true", help="only time the three splitters on the files")
     ap.add_argument("--splitter-path", default=None, help="a folder holding semchunk and chonkie (see above)")
     args = ap.parse_args(argv)
-    files, where, queries, qrels = build_files(args.files, args.per_file, args.seed)
+    files, where, queries, qrels = build_files(args.files, args.per_file, args.seed, args.dataset)
     if args.splitters:
         if args.splitter_path:
             sys.path.append(args.splitter_path)
@@ -225,8 +235,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name in args.models:
         rows += run_model(name, files, where, queries, qrels,
-                          parse(args.mpnet_configs if name == "mpnet" else args.configs), args.cache_dir)
-    Path(args.out + ".json").write_text(json.dumps({"files": len(files), "per_file": args.per_file,
+                          parse(args.mpnet_configs if name == "mpnet" else args.configs), args.cache_dir,
+                          args.dataset)
+    out = args.out + ("" if args.dataset == "scifact" else f"_{args.dataset}")
+    Path(out + ".json").write_text(json.dumps({"dataset": args.dataset, "split": DEV_SPLIT[args.dataset],
+                                               "files": len(files), "per_file": args.per_file,
                                                     "queries": len(queries), "seed": args.seed, "rows": rows},
                                                    indent=2) + "\n")
     print(json.dumps(rows, indent=1))
