@@ -23,6 +23,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -86,8 +87,7 @@ def evaluate_beir(
 
             choice = choose_for_encoder(encoder, hybrid.ids, [ds.corpus[i] for i in hybrid.ids], hybrid.doc_vectors,
                                         hybrid.lexical, prior=fusion.lexical_weight, seed=fusion_seed)
-            fusion = hybrid.fusion = Fusion(method="blend", lexical_weight=choice.lexical_weight,
-                                            normalization=fusion.normalization, depth=fusion.depth)
+            fusion = hybrid.fusion = replace(fusion, method="blend", lexical_weight=choice.lexical_weight)
             extra["fusion_choice"] = choice.to_dict()
         hits = hybrid.retrieve([ds.queries[i] for i in qids], k=top_k)
         run = {qid: dict(h) for qid, h in zip(qids, hits)}
