@@ -59,8 +59,18 @@ DELEGATED: dict[str, tuple[Callable[[list[str]], int], str]] = {
 }
 
 
+def _collection_name(name: str) -> str:
+    """Chroma's rule for collection names, checked before anything loads (chromadb's own error is a traceback)."""
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]", name):
+        raise argparse.ArgumentTypeError(f"{name!r}: a Chroma collection name has 3-512 characters from "
+                                         "[a-zA-Z0-9._-] and starts and ends with a letter or digit")
+    return name
+
+
 def _store_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--collection", required=True, help="Chroma collection name")
+    p.add_argument("--collection", required=True, type=_collection_name, help="Chroma collection name")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--path", default=None, help=f"embedded Chroma folder (default: {DEFAULT_PATH})")
     where.add_argument("--host", default=None, help="Chroma server host (with --port); e.g. 127.0.0.1")
