@@ -179,8 +179,11 @@ def join_corpus_report(pairs: Pairs, corpus: Corpus) -> JoinReport:
         if not text:  # named by doc_id only
             if did not in corpus.docs:
                 some = ", ".join(repr(i) for i in list(corpus.docs)[:3])
+                unread = Path(did).suffix.lower() not in TEXT_SUFFIXES and Path(corpus.source).is_dir()
                 raise DataFormatError(f"{pairs.source}: the pair for query {q!r:.60} names doc_id {did!r}, which is not "
-                                      f"in the corpus {corpus.source} (its ids look like {some})")
+                                      f"in the corpus {corpus.source} (its ids look like {some})"
+                                      + ("; a folder corpus for training reads only .txt and .md files" if unread
+                                         else ""))
             report.by_id += 1
             doc_ids.append(did)
             positives.append(corpus.docs[did])

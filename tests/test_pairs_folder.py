@@ -53,6 +53,9 @@ def test_a_doc_id_the_corpus_lacks_or_a_line_without_a_document_is_refused(tmp_p
     pairs = load_pairs_jsonl(_pairs(tmp_path, [{"query": "q", "doc_id": "missing.txt"}]))
     with pytest.raises(DataFormatError, match=r"doc_id 'missing.txt', which is not in the corpus .*'guide/pump.md'"):
         join_corpus_report(pairs, corpus)
+    pairs = load_pairs_jsonl(_pairs(tmp_path, [{"query": "q", "doc_id": "guide/pump.rst"}]))
+    with pytest.raises(DataFormatError, match=r"reads only .txt and .md files"):
+        join_corpus_report(pairs, corpus)
     with pytest.raises(DataFormatError, match=r"pairs.jsonl:1: missing field 'positive' .*'doc_id'"):
         load_pairs_jsonl(_pairs(tmp_path, [{"query": "q"}]))
 
