@@ -25,6 +25,7 @@ from .errors import (
     LexicalIndexError,
     ModelNotFoundError,
     StaleCollectionError,
+    StorageFullError,
 )
 
 _LAZY = {  # public name -> the submodule that defines it
@@ -125,6 +126,7 @@ __all__ = [
     "Predictor",
     "ProjectionHead",
     "StaleCollectionError",
+    "StorageFullError",
     "TrainConfig",
     "dev_split",
     "doc_text",

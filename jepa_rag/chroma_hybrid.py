@@ -36,6 +36,7 @@ data.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import socket
@@ -49,11 +50,12 @@ from typing import Any
 
 import numpy as np
 
-from jepa_rag.encoder import validate_texts
-from jepa_rag.errors import InvalidInputError, LexicalIndexError, StaleCollectionError
+from jepa_rag.encoder import MAX_QUERY_CHARS, validate_texts
+from jepa_rag.errors import InvalidInputError, LexicalIndexError, StaleCollectionError, StorageFullError
 from jepa_rag.fsutil import atomic_write_bytes
 from jepa_rag.fusion import Fusion, fusion_of
 from jepa_rag.lexical_store import LexicalStore, UnsupportedFilter, where_query
+from jepa_rag.lexical_store import tokenize as _tokenize
 
 from .adapters import require
 
@@ -102,6 +104,7 @@ class HybridCollection:
         self._store: LexicalStore | None = None
         self._baseline_seq: int | None = None
         self._open_lock = threading.Lock()
+        self._warned_lexical = False
         #: how the lexical store was obtained: ``built`` (from the collection) or ``loaded`` (from disk)
         self.refreshes: Counter[str] = Counter()
 
@@ -349,6 +352,16 @@ class HybridCollection:
         return out
 
     def _write(self, method: str, ids: Sequence[str], kwargs: dict[str, Any]) -> None:
+        try:
+            self._write_locked(method, ids, kwargs)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) and not isinstance(exc, StorageFullError):
+                raise StorageFullError(exc.errno, f"no space left on {self._folder}: the write reached Chroma but "
+                                       "not its lexical index; free space and write again (the next write or query "
+                                       "replays it)") from exc
+            raise
+
+    def _write_locked(self, method: str, ids: Sequence[str], kwargs: dict[str, Any]) -> None:
         ids = list(dict.fromkeys(ids))
         store = self._open()
         with self._folder_lock():
@@ -442,11 +455,18 @@ class HybridCollection:
             raise InvalidInputError(f"fusion must be a jepa_rag.fusion.Fusion, got {type(fusion).__name__}")
         fusion = fusion or self.fusion
         depth = max(depth or fusion.depth, n_results)
-        store = self._reader()
+        try:
+            store = self._reader()
+        except (LexicalIndexError, OSError) as exc:  # derived data never blocks an answer: dense alone, said once
+            if not self._warned_lexical:
+                warnings.warn(f"hybrid_query on {self._collection.name!r} answers from the dense side only: its "
+                              f"lexical index is unavailable ({exc})", RuntimeWarning, stacklevel=2)
+                self._warned_lexical = True
+            store = None
         out: dict[str, list[list[Any]]] = {k: [] for k in ("ids", "documents", "metadatas", "scores",
                                                             "dense_scores", "lexical_scores")}
         cosine = self._space() == "cosine"
-        moments = store.moments if cosine else None
+        moments = store.moments if cosine and store is not None else None
         ef = getattr(self._collection, "_embedding_function", None)
         if query_embeddings is None and ef is not None:
             query_embeddings = ef.embed_query(queries)
@@ -458,18 +478,19 @@ class HybridCollection:
             dense_kwargs["query_texts"] = queries
         dense = self._collection.query(**dense_kwargs)
         try:
-            lexical_filter = where_query(store, where) if where else None
+            lexical_filter = where_query(store, where) if where and store is not None else None
             post_filter = where_document is not None
         except UnsupportedFilter:
             lexical_filter, post_filter = None, True
-        tokens = store.tokenize(queries)
+        # a query's first MAX_QUERY_CHARS characters are what BM25 matches (the encoder cuts queries alike)
+        tokens = _tokenize([q[:MAX_QUERY_CHARS] for q in queries]) if store is not None else [[] for _ in queries]
         dense_stats = _dense_stats(query_embeddings, moments) if moments is not None else None
         to_similarity = self._similarity()
         per_query = []
         for q, toks in enumerate(tokens):
             dense_pairs = [(i, to_similarity(d)) for i, d in zip(dense["ids"][q], dense["distances"][q])]
-            lexical, complete = self._lexical(store, toks, depth, lexical_filter, where if post_filter else None,
-                                              where_document)
+            lexical, complete = ([], True) if store is None else self._lexical(
+                store, toks, depth, lexical_filter, where if post_filter else None, where_document)
             if dense_stats is None:
                 fused = fusion.fuse(dense_pairs, lexical, n_results)
             else:  # exact BM25 for every candidate of either side, normalised like the whole-corpus retriever
@@ -481,7 +502,7 @@ class HybridCollection:
                 fused = fusion.fuse(dense_pairs, exact, n_results, corpus_stats=(dense_stats[q], bm25_stats))
             per_query.append((fused, dict(dense_pairs), dict(lexical)))
         winners = sorted({i for fused, _, _ in per_query for i, _ in fused})
-        records = store.records(winners)
+        records = store.records(winners) if store is not None else {}
         missing = [i for i in winners if i not in records]
         if missing:  # records without text live in Chroma only
             got = self._collection.get(ids=missing, include=["documents", "metadatas"])
