@@ -25,7 +25,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
@@ -91,6 +91,14 @@ class FusionChoice:
         d = asdict(self)
         d["per_weight"] = {f"{w:g}": round(v, 5) for w, v in self.per_weight.items()}
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FusionChoice:
+        """Read back what :meth:`to_dict` wrote (e.g. from a collection's metadata)."""
+        known = {f.name for f in fields(cls)}
+        if not isinstance(d, dict) or not {"lexical_weight", "reason", "prior_weight"} <= set(d) or set(d) - known:
+            raise InvalidInputError(f"not a stored fusion choice: {d!r:.200}")
+        return cls(**{**d, "per_weight": {float(w): float(v) for w, v in (d.get("per_weight") or {}).items()}})
 
 
 def pseudo_queries(ids: Sequence[str], documents: Sequence[dict | str], *, n: int = N_QUERIES, seed: int = 0,

@@ -56,6 +56,9 @@ def test_useless_bm25_gives_dense_only_and_useful_bm25_a_lexical_weight():
     assert isinstance(dense_wins, FusionChoice) and dense_wins.n_queries == 120
     d = json.loads(json.dumps(dense_wins.to_dict()))
     assert d["per_weight"]["0"] > d["per_weight"]["0.25"] and d["reason"]
+    assert FusionChoice.from_dict(d).to_dict() == d
+    with pytest.raises(InvalidInputError):
+        FusionChoice.from_dict({"lexical_weight": 0.1})
 
 
 def test_thin_evidence_keeps_the_checkpoint_weight():
