@@ -56,7 +56,10 @@ def run(split: str) -> dict:
                 "bm25_exact": {q: dict(hits) for q, hits in zip(qids, bm25.search(queries, 100))}}
         store = hybrid.lexical_index()
         tokens = store.tokenize(queries)
-        runs["bm25_store"] = {q: dict(store.search(t, 100)) for q, t in zip(qids, tokens)}
+        runs["bm25_store"] = {}
+        for q, t in zip(qids, tokens):
+            hits = store.search(t, 100)
+            runs["bm25_store"][q] = dict(zip(store.ids_at([a for _, _, a in hits]), [s for _, s, _ in hits]))
         runs["serving"] = _serve(hybrid, qids, queries, qvecs)
         store._moments = None  # the same candidates, normalised over the candidate lists only
         runs["serving_candidate_norm"] = _serve(hybrid, qids, queries, qvecs)

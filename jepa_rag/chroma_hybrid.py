@@ -55,6 +55,7 @@ from jepa_rag.errors import InvalidInputError, LexicalIndexError, StaleCollectio
 from jepa_rag.fsutil import atomic_write_bytes
 from jepa_rag.fusion import Fusion, fusion_of
 from jepa_rag.lexical_store import LexicalStore, UnsupportedFilter, where_query
+from jepa_rag.lexical_store import key_of
 from jepa_rag.lexical_store import tokenize as _tokenize
 
 from .adapters import require
@@ -486,53 +487,71 @@ class HybridCollection:
         tokens = _tokenize([q[:MAX_QUERY_CHARS] for q in queries]) if store is not None else [[] for _ in queries]
         dense_stats = _dense_stats(query_embeddings, moments) if moments is not None else None
         to_similarity = self._similarity()
+        # both sides are ranked by key (a hash of the id, read from a column for BM25's hits): only the winners'
+        # ids and records are read from stored documents
+        ids_of: dict[int, str] = {}
+        address_of: dict[int, Any] = {}
         per_query = []
         for q, toks in enumerate(tokens):
-            dense_pairs = [(i, to_similarity(d)) for i, d in zip(dense["ids"][q], dense["distances"][q])]
-            lexical, complete = ([], True) if store is None else self._lexical(
+            dense_pairs = []
+            for i, d in zip(dense["ids"][q], dense["distances"][q]):
+                key = key_of(i)
+                ids_of[key] = i
+                dense_pairs.append((key, to_similarity(d)))
+            hits, complete = ([], True) if store is None else self._lexical(
                 store, toks, depth, lexical_filter, where if post_filter else None, where_document)
+            lexical = [(key, score) for key, score, _ in hits]
+            address_of.update((key, addr) for key, _, addr in hits)
             if dense_stats is None:
                 fused = fusion.fuse(dense_pairs, lexical, n_results)
             else:  # exact BM25 for every candidate of either side, normalised like the whole-corpus retriever
-                seen = {i for i, _ in lexical}
-                extra = store.scores_of(toks, [i for i, _ in dense_pairs if i not in seen])
-                exact = sorted(lexical + [(i, extra.get(i, 0.0)) for i, _ in dense_pairs if i not in seen],
+                seen = {key for key, _ in lexical}
+                extra = store.scores_of(toks, [ids_of[key] for key, _ in dense_pairs if key not in seen])
+                exact = sorted(lexical + [(key, extra.get(key, 0.0)) for key, _ in dense_pairs if key not in seen],
                                key=lambda pair: -pair[1])
                 bm25_stats = store.bm25_moments(toks, lexical, complete and not where and not where_document)
                 fused = fusion.fuse(dense_pairs, exact, n_results, corpus_stats=(dense_stats[q], bm25_stats))
             per_query.append((fused, dict(dense_pairs), dict(lexical)))
-        winners = sorted({i for fused, _, _ in per_query for i, _ in fused})
-        records = store.records(winners) if store is not None else {}
-        missing = [i for i in winners if i not in records]
+        winners = {key for fused, _, _ in per_query for key, _ in fused}
+        records: dict[str, tuple] = {}
+        if store is not None:
+            records.update(store.records_at([address_of[k] for k in winners if k in address_of]))
+            ids_of.update((key_of(i), i) for i in records)
+            records.update(store.records([ids_of[k] for k in winners if k not in address_of]))
+        missing = [ids_of[k] for k in winners if k in ids_of and ids_of[k] not in records]
         if missing:  # records without text live in Chroma only
             got = self._collection.get(ids=missing, include=["documents", "metadatas"])
             n = len(got["ids"])
             records.update(zip(got["ids"], zip(got.get("documents") or [None] * n,
                                                got.get("metadatas") or [None] * n)))
-        for fused, dense_by_id, lexical_by_id in per_query:
-            fused = [(i, s) for i, s in fused if i in records]  # deleted since the candidates were found
-            out["ids"].append([i for i, _ in fused])
+        for fused, dense_by_key, lexical_by_key in per_query:
+            # a winner whose record is gone was deleted since the candidates were found
+            fused = [(k, s) for k, s in fused if ids_of.get(k) in records]
+            out["ids"].append([ids_of[k] for k, _ in fused])
             out["scores"].append([s for _, s in fused])
-            out["documents"].append([records[i][0] for i, _ in fused])
-            out["metadatas"].append([records[i][1] for i, _ in fused])
-            out["dense_scores"].append([dense_by_id.get(i) for i, _ in fused])
-            out["lexical_scores"].append([lexical_by_id.get(i) for i, _ in fused])
+            out["documents"].append([records[ids_of[k]][0] for k, _ in fused])
+            out["metadatas"].append([records[ids_of[k]][1] for k, _ in fused])
+            out["dense_scores"].append([dense_by_key.get(k) for k, _ in fused])
+            out["lexical_scores"].append([lexical_by_key.get(k) for k, _ in fused])
         return out
 
     def _lexical(self, store: LexicalStore, tokens: list[str], depth: int, lexical_filter: Any,
-                 check_where: Mapping | None, check_document: Mapping | None) -> tuple[list[tuple[str, float]], bool]:
-        """BM25's top ``depth`` passing the filters, and whether it holds every matching document. A filter the
-        store cannot express is checked on widening candidate lists through the collection (``get`` by id)."""
+                 check_where: Mapping | None, check_document: Mapping | None) -> tuple[list[tuple], bool]:
+        """BM25's top ``depth`` ``(key, score, address)`` passing the filters, and whether it holds every matching
+        document. A filter the store cannot express is checked on widening candidate lists through the collection
+        (``get`` by id)."""
         if check_where is None and check_document is None:
             hits = store.search(tokens, depth, where=lexical_filter)
             return hits, len(hits) < depth
+        kept: list[tuple] = []
         for widen in FILTER_WIDEN:
             hits = store.search(tokens, depth * widen, where=lexical_filter)
             if not hits:
                 return [], True
-            allowed = set(self._collection.get(ids=[i for i, _ in hits], where=check_where,
-                                               where_document=check_document, include=[])["ids"])
-            kept = [(i, s) for i, s in hits if i in allowed]
+            ids = store.ids_at([addr for _, _, addr in hits])
+            allowed = set(self._collection.get(ids=ids, where=check_where, where_document=check_document,
+                                               include=[])["ids"])
+            kept = [hit for hit, i in zip(hits, ids) if i in allowed]
             if len(kept) >= depth or len(hits) < depth * widen:
                 return kept[:depth], len(hits) < depth * widen
         return kept[:depth], False

@@ -55,7 +55,7 @@ except ImportError:  # pragma: no cover  (Windows: the lock is per process only)
 __all__ = ["LexicalStore", "tokenize"]
 
 FORMAT = "jepa-rag-lexical-store"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 K1 = 1.2  # tantivy's BM25 k1: a document holding a term once at average length scores idf / (1 + k1) of it
 WRITER_HEAP = 20_000_000
 _MEMORY_LOCKS: dict[str, threading.RLock] = {}
@@ -73,6 +73,11 @@ def tokenize(texts: Sequence[str]) -> list[list[str]]:
                           return_ids=False, show_progress=False)
 
 
+def key_of(doc_id: str) -> int:
+    """A document's 64-bit key: what a query ranks by, so that only winners need their stored id read."""
+    return int.from_bytes(hashlib.sha256(doc_id.encode("utf-8", "surrogatepass")).digest()[:8], "big")
+
+
 def _schema():
     import tantivy
 
@@ -80,6 +85,8 @@ def _schema():
     sb.add_text_field("id", stored=True, tokenizer_name="raw", index_option="basic")
     sb.add_text_field("body", tokenizer_name="whitespace", index_option="freq")
     sb.add_json_field("meta", tokenizer_name="raw", index_option="basic")
+    # the id's 64-bit hash as a column: a query reads its hits' keys in one call instead of a stored document each
+    sb.add_unsigned_field("key", fast=True)
     # the record as Chroma holds it, so a query fetches its winners from here instead of a round trip to Chroma
     sb.add_bytes_field("text", stored=True, indexed=False)
     sb.add_bytes_field("metadata", stored=True, indexed=False)
@@ -258,6 +265,7 @@ class LexicalStore:
                 doc = tantivy.Document()
                 doc.add_text("id", doc_id)
                 doc.add_text("body", " ".join(toks))
+                doc.add_unsigned("key", key_of(doc_id))
                 doc.add_bytes("text", record[0].encode("utf-8", "surrogatepass"))
                 doc.add_bytes("metadata", json.dumps(record[1] or {}, ensure_ascii=False).encode("utf-8"))
                 meta = _json_metadata(record[1])
@@ -377,13 +385,10 @@ class LexicalStore:
             out[term] = (df, math.log(1.0 + (n - df + 0.5) / (df + 0.5)))
         return out
 
-    def _native(self, hits) -> list[tuple[str, float]]:
-        searcher = self._searcher
-        return [(searcher.doc(addr)["id"][0], float(score)) for score, addr in hits]
-
-    def search(self, tokens: Sequence[str], k: int, *, where: Any = None) -> list[tuple[str, float]]:
-        """The ``k`` best ``(id, BM25)`` for one tokenised query, best first (documents with no shared term are
-        left out); ``where`` is a tantivy filter query from :func:`where_query`."""
+    def search(self, tokens: Sequence[str], k: int, *, where: Any = None) -> list[tuple[int, float, Any]]:
+        """The ``k`` best ``(key, BM25, address)`` for one tokenised query, best first (documents with no shared
+        term are left out); ``where`` is a tantivy filter query from :func:`where_query`. :meth:`ids_at` and
+        :meth:`records_at` read what an address holds."""
         import tantivy
 
         if not tokens or self._searcher is None:
@@ -391,7 +396,11 @@ class LexicalStore:
         query = self._query(tokens)
         if where is not None:
             query = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, where)])
-        return [(i, s) for i, s in self._native(self._searcher.search(query, int(k), count=False).hits) if s > 0]
+        hits = [(score, addr) for score, addr in self._searcher.search(query, int(k), count=False).hits if score > 0]
+        if not hits:
+            return []
+        keys = self._searcher.fast_field_values("key", [addr for _, addr in hits])
+        return [(key, float(score), addr) for key, (score, addr) in zip(keys, hits)]
 
     def _by_ids(self, ids: Sequence[str], query=None):
         import tantivy
@@ -403,25 +412,37 @@ class LexicalStore:
                                              (tantivy.Occur.Must, tantivy.Query.const_score_query(restrict, 0.0))])
         return self._searcher.search(query, len(ids), count=False).hits
 
-    def scores_of(self, tokens: Sequence[str], ids: Sequence[str]) -> dict[str, float]:
-        """BM25 of one tokenised query for the given ids only (absent: 0); touches those ids' postings only."""
+    def scores_of(self, tokens: Sequence[str], ids: Sequence[str]) -> dict[int, float]:
+        """BM25 of one tokenised query for the given ids only, by key (absent: 0); touches those ids' postings only."""
         if not tokens or not ids or self._searcher is None:
             return {}
-        return dict(self._native(self._by_ids(ids, self._query(tokens))))
-
-    def records(self, ids: Sequence[str]) -> dict[str, tuple[str, dict]]:
-        """``(text, metadata)`` of the given ids as the collection held them at their last write (absent: left out)."""
-        if not ids or self._searcher is None:
+        hits = self._by_ids(ids, self._query(tokens))
+        if not hits:
             return {}
+        keys = self._searcher.fast_field_values("key", [addr for _, addr in hits])
+        return {key: float(score) for key, (score, _) in zip(keys, hits)}
+
+    def ids_at(self, addresses: Sequence[Any]) -> list[str]:
+        searcher = self._searcher
+        return [searcher.doc(addr)["id"][0] for addr in addresses]
+
+    def records_at(self, addresses: Sequence[Any]) -> dict[str, tuple[str, dict | None]]:
+        """``id -> (text, metadata)`` stored at these addresses (from :meth:`search` on the current searcher)."""
         searcher = self._searcher
         out = {}
-        for _, addr in self._by_ids(ids):
+        for addr in addresses:
             doc = searcher.doc(addr)
             text, meta = (doc["text"] or [b""])[0], (doc["metadata"] or [b"{}"])[0]
             out[doc["id"][0]] = (bytes(text).decode("utf-8", "surrogatepass"), json.loads(bytes(meta)) or None)
         return out
 
-    def bm25_moments(self, tokens: Sequence[str], head: Sequence[tuple[str, float]],
+    def records(self, ids: Sequence[str]) -> dict[str, tuple[str, dict | None]]:
+        """``(text, metadata)`` of the given ids as the collection held them at their last write (absent: left out)."""
+        if not ids or self._searcher is None:
+            return {}
+        return self.records_at([addr for _, addr in self._by_ids(ids)])
+
+    def bm25_moments(self, tokens: Sequence[str], head: Sequence[tuple[Any, float]],
                      complete_head: bool) -> tuple[float, float]:
         """This query's BM25 mean and spread over the whole store: exact over ``head`` (its top documents); every
         other document matching a term is taken to hold it once at average length (``complete_head``: ``head`` holds
@@ -429,7 +450,7 @@ class LexicalStore:
         n = len(self)
         if n == 0:
             return 0.0, 0.0
-        head_scores = np.asarray([s for _, s in head], dtype=np.float64)
+        head_scores = np.asarray([pair[1] for pair in head], dtype=np.float64)
         total, squares = float(head_scores.sum()), float((head_scores**2).sum())
         if n > len(head) and not complete_head and tokens:
             for term, (df, idf) in self._idf(tokens).items():

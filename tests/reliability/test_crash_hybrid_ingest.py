@@ -103,7 +103,8 @@ def _check_lexical(hybrid, crash_corpus, reported: list[str], complete: bool = F
     probe = reported[len(reported) // 3]
     number = docs[ids.index(probe)].split(":")[0]  # "Record 1234": its number is a term of that document only
     store = hybrid.lexical_index()
-    assert store.search(store.tokenize([number])[0], 1)[0][0] == probe
+    hit = store.search(store.tokenize([number])[0], 1)
+    assert store.ids_at([addr for _, _, addr in hit]) == [probe]
     # a fresh client finds the store up to date: loaded, not rebuilt
     again = type(hybrid)(hybrid._client, hybrid.collection, lexical_dir=hybrid.folder.parent)
     assert sorted(again.lexical_ids()) == sorted(indexed) and again.refreshes == {"loaded": 1}
