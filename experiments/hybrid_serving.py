@@ -1,7 +1,7 @@
 """The serving path of hybrid retrieval (a Chroma collection + its BM25 index, ``HybridCollection.hybrid_query``)
 against the exact retriever, on BEIR, with the default checkpoint's stored fusion.
 
-    python -m experiments.hybrid_serving [--split dev|test] [--out runs/hybrid_serving_<split>.json]
+    python -m experiments.hybrid_serving [--split dev|test] [--depths 30 50] [--out runs/hybrid_serving_<split>.json]
 
 The serving path sees only each side's top ``depth`` candidates. It normalises them with the whole collection's
 score statistics (the dense side's from the first two moments of the stored vectors, BM25's exact over its top
@@ -31,7 +31,7 @@ from jepa_rag.retriever import HybridRetriever
 SPLITS = {"dev": {"scifact": "train", "nfcorpus": "dev"}, "test": {"scifact": "test", "nfcorpus": "test"}}
 
 
-def run(split: str) -> dict:
+def run(split: str, depths: list[int]) -> dict:
     encoder = JEPAEncoder.from_pretrained("default", precision="fp32")
     fusion = fusion_of(encoder.checkpoint_path)
     out: dict = {"split": split, "fusion": fusion.to_dict(), "sets": {}}
@@ -61,6 +61,8 @@ def run(split: str) -> dict:
             hits = store.search(t, 100)
             runs["bm25_store"][q] = dict(zip(store.ids_at([a for _, _, a in hits]), [s for _, s, _ in hits]))
         runs["serving"] = _serve(hybrid, qids, queries, qvecs)
+        for depth in depths:
+            runs[f"serving_depth{depth}"] = _serve(hybrid, qids, queries, qvecs, depth)
         store._moments = None  # the same candidates, normalised over the candidate lists only
         runs["serving_candidate_norm"] = _serve(hybrid, qids, queries, qvecs)
         out["sets"][name] = {k: evaluate_run(ds.qrels, r, ignore_identical_ids=True)["metrics"]["ndcg@10"]
@@ -72,11 +74,11 @@ def run(split: str) -> dict:
     return out
 
 
-def _serve(hybrid, qids, queries, qvecs) -> dict:
+def _serve(hybrid, qids, queries, qvecs, depth: int | None = None) -> dict:
     run: dict = {}
     for s in range(0, len(qids), 64):
         part = slice(s, s + 64)
-        res = hybrid.hybrid_query(queries[part], n_results=10, query_embeddings=qvecs[part])
+        res = hybrid.hybrid_query(queries[part], n_results=10, query_embeddings=qvecs[part], depth=depth)
         run.update({q: dict(zip(i, sc)) for q, i, sc in zip(qids[part], res["ids"], res["scores"])})
     return run
 
@@ -84,9 +86,11 @@ def _serve(hybrid, qids, queries, qvecs) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--split", choices=list(SPLITS), default="dev")
+    p.add_argument("--depths", type=int, nargs="*", default=[],
+                   help="also serve with these candidate depths per side (the fusion's own is 100)")
     p.add_argument("--out", default=None)
     args = p.parse_args()
-    res = run(args.split)
+    res = run(args.split, args.depths)
     out = Path(args.out or Path(__file__).resolve().parent.parent / "runs" / f"hybrid_serving_{args.split}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2) + "\n")

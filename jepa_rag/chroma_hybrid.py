@@ -55,7 +55,7 @@ from jepa_rag.errors import InvalidInputError, LexicalIndexError, StaleCollectio
 from jepa_rag.fsutil import atomic_write_bytes
 from jepa_rag.fusion import Fusion, fusion_of
 from jepa_rag.lexical_store import LexicalStore, UnsupportedFilter, where_query
-from jepa_rag.lexical_store import key_of
+from jepa_rag.lexical_store import folder_lock, key_of
 from jepa_rag.lexical_store import tokenize as _tokenize
 
 from .adapters import require
@@ -164,15 +164,8 @@ class HybridCollection:
             with self._memory_store().lock():
                 yield
             return
-        import fcntl
-
-        self._folder.mkdir(parents=True, exist_ok=True)
-        with open(self._folder / "lock", "a+b") as fh:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        with folder_lock(self._folder):
+            yield
 
     def _memory_store(self) -> LexicalStore:
         key = f"memory:{id(self._client)}:{self._collection.id}"

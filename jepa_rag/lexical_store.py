@@ -52,7 +52,7 @@ try:  # POSIX: a lock the kernel drops when its holder dies, even under SIGKILL
 except ImportError:  # pragma: no cover  (Windows: the lock is per process only)
     fcntl = None
 
-__all__ = ["LexicalStore", "tokenize"]
+__all__ = ["LexicalStore", "folder_lock", "key_of", "tokenize", "where_query"]
 
 FORMAT = "jepa-rag-lexical-store"
 FORMAT_VERSION = 2
@@ -71,6 +71,19 @@ def tokenize(texts: Sequence[str]) -> list[list[str]]:
         return []
     return bm25s.tokenize(list(texts), stopwords=STOPWORDS, stemmer=Stemmer.Stemmer(STEMMER_LANGUAGE),
                           return_ids=False, show_progress=False)
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``folder/lock``: processes and threads using the folder wait; the kernel releases it
+    when its holder dies, even under SIGKILL."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "lock", "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def key_of(doc_id: str) -> int:
@@ -208,12 +221,8 @@ class LexicalStore:
             with lock:
                 yield
             return
-        with open(self.folder / "lock", "a+b") as fh:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        with folder_lock(self.folder):
+            yield
 
     # ------------------------------------------------------------------------------------------ writing
     def pending(self) -> dict[str, np.ndarray | None] | None:
