@@ -347,6 +347,24 @@ def write_report(res: dict, out_dir: Path = RESULTS) -> None:
                   f"{', '.join(f'{v:.4f}' for v in per_seed)}; std {np.std(per_seed, ddof=1) if len(per_seed) > 1 else 0:.4f}) "
                   f"vs today's label-free {LABEL_FREE_TODAY} (default fusion here: {default_avg:.4f}): criterion "
                   f"(within 0.003 or better) **{'met' if ok else 'not met'}**."]
+    g = res["collections"].get("scifact-garbled", {}).get("splits", {}).get("dev")
+    if g is not None:
+        L += ["", "## Findings", "",
+              "- On the three real collections the pseudo-queries' best weight is no calibrated estimate of the real "
+              "one: 0.4-0.45 on SciFact, 0.35-0.4 on NFCorpus, 0-0.15 on MS MARCO, where real dev queries peak at "
+              "0.25-0.3, 0.1-0.15 and 0.2 (a sentence shares rare terms with the rest of its abstract more than a "
+              "user's query does). No seed beats the prior significantly there, so `auto` keeps 0.25 and equals the "
+              "default on dev and test: the guard is what makes it safe.",
+              f"- Where BM25 is damaged (`scifact-garbled`: the default blend {g['default']:.4f} is below dense "
+              f"{g['dense']:.4f}), the pseudo-queries see it clearly (their curve falls from w = 0): per seed "
+              f"{', '.join(f'{v:.4f}' for v in g['auto'])}, i.e. w = 0.05 (beats both), w = 0.25 kept (p = 0.0028, "
+              "just above the corrected 0.0025: that seed alone misses the 0.005 margin) and w = 0 (= dense). The mean "
+              "meets the criterion.",
+              "- Only the documents are seen: a mismatch that lives in the queries alone (users' words unlike the "
+              "documents') is invisible to pseudo-queries. The query-adaptive weight sees each query, but it lost "
+              "on the garbled collection and roughly tied elsewhere, so it is not shipped.",
+              "- The choice costs a fixed sample: the encoding of 2 × n_queries texts dominates (minutes on this CPU "
+              "for abstract-length targets); what remains is below 10 s at 100K documents even with the exact sides."]
     L += ["", "## 4. Cost", "",
           f"On {res['cpu']}, shared with other jobs. `choose_weight` is a fixed sample: {res['n_queries']} "
           "pseudo-queries and their targets encoded once, then one top-k search per pseudo-query on each side and "
@@ -373,10 +391,14 @@ def main() -> None:
     p.add_argument("--warm", action="store_true")
     p.add_argument("--dev", action="store_true", help="dev collections only: no test split is scored")
     p.add_argument("--cost", action="store_true", help="only measure the cost by collection size (runs/)")
+    p.add_argument("--report-only", action="store_true", help="rewrite the report from runs/fusion_choice.json")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args()
     if args.warm:
         warm(args.seeds)
+        return
+    if args.report_only:
+        write_report(json.loads((ROOT / "runs" / "fusion_choice.json").read_text()), args.out)
         return
     if args.cost:
         (ROOT / "runs").mkdir(exist_ok=True)
