@@ -15,9 +15,13 @@ stays.
 The cost is a fixed sample (``n_queries`` pseudo-queries: that many query and target encodings, and that
 many top-``depth`` searches on each side), not proportional to the collection.
 
-The sides are callables (:data:`SideScorer`) so any store can provide them: the exact in-memory retriever
-(:func:`exact_sides`), or a serving collection (a vector store's top k plus the maintained moments of its
-vectors, a BM25 engine's top k plus its term statistics).
+The sides are callables (:data:`SideScorer`: ``side(queries, targets, k) -> SideScores``) so any store can
+provide them: the exact in-memory data of :class:`jepa_rag.HybridRetriever` (:func:`dense_side`,
+:func:`lexical_side`, both at once :func:`choose_for_encoder`), or a serving collection: the dense side from a
+vector store's top k, the targets encoded like documents, and the query's whole-collection mean and spread from
+maintained moments of the stored vectors (for cosine over unit vectors, mean = q·m and variance = qᵀSq − (q·m)²
+with m the mean vector and S the mean of d dᵀ); the BM25 side from the engine's top k, the target scored with the
+engine's document frequencies and average length, and the moments the engine's fusion already keeps.
 """
 
 from __future__ import annotations
