@@ -22,7 +22,6 @@ import logging
 import os
 import shutil
 import socket
-import tempfile
 import time
 import uuid
 from collections.abc import Sequence
@@ -33,7 +32,7 @@ import numpy as np
 from .corpus_audit import clean_corpus
 from .encoder import validate_texts
 from .errors import InvalidInputError, LexicalIndexError
-from .fsutil import fsync_dir, fsync_file
+from .fsutil import fsync_dir, fsync_file, make_temp_dir
 from .fusion import best_indices
 
 FORMAT = "jepa-rag-lexical"
@@ -179,7 +178,7 @@ class LexicalIndex:
         """Write the index to ``folder`` atomically, replacing an index already there."""
         folder = Path(folder)
         folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp", dir=folder.parent))
+        tmp = make_temp_dir(folder.parent, f".{folder.name}.tmp")
         try:
             if self._bm25 is not None:
                 self._bm25.save(str(tmp), show_progress=False)
