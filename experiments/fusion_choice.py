@@ -39,8 +39,7 @@ from benchmarks._support import cpu_model
 from jepa_rag import Fusion, JEPAEncoder, LexicalIndex, paired_test
 from jepa_rag.data import beir_folder, load_beir, load_msmarco_pairs
 from jepa_rag.fusion import fusion_of
-from jepa_rag.fusion_choice import (DEPTH, GRID, N_QUERIES, choose_weight, dense_side, lexical_side,
-                                    pseudo_queries, rank_gains)
+from jepa_rag.fusion_choice import DEPTH, GRID, N_QUERIES, choose_weight, dense_side, lexical_side, pseudo_queries
 from jepa_rag.precomputed import import_beir_embeddings, import_msmarco_embeddings
 from jepa_rag.retriever import DevScores
 

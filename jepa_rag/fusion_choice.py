@@ -151,16 +151,7 @@ def rank_gains(queries: Sequence[PseudoQuery], dense: SideScores, lexical: SideS
     w = np.asarray(grid, dtype=np.float64)[None, :]
     out = np.zeros((len(queries), w.shape[1]))
     for i, pq in enumerate(queries):
-        sides = []
-        for s in (dense, lexical):
-            std = float(s.std[i])
-            top = [(d, v) for d, v in s.top[i] if d != pq.source_id][:depth]
-            z = (lambda x, m=float(s.mean[i]), sd=std: (np.asarray(x, np.float64) - m) / sd if sd > 0
-                 else np.zeros(np.shape(x)))
-            sides.append(({d: float(v) for d, v in zip([d for d, _ in top], z([v for _, v in top]))},
-                          float(z(float(s.target[i]))),
-                          float(z(min([v for _, v in top]))) if top else 0.0))
-        (dz, dt, dfloor), (lz, lt, lfloor) = sides
+        (dz, dt, dfloor), (lz, lt, lfloor) = (_standardised(s, i, pq.source_id, depth) for s in (dense, lexical))
         cand = list(dict.fromkeys([*dz, *lz]))
         cd = np.array([dz.get(c, dfloor) for c in cand])[:, None]
         cl = np.array([lz.get(c, lfloor) for c in cand])[:, None]
@@ -169,6 +160,19 @@ def rank_gains(queries: Sequence[PseudoQuery], dense: SideScores, lexical: SideS
         rank = 1 + (fused >= target).sum(axis=0)
         out[i] = np.where(rank <= 10, 1.0 / np.log2(rank + 1), 0.0)
     return out
+
+
+def _standardised(s: SideScores, i: int, source_id: str, depth: int) -> tuple[dict[str, float], float, float]:
+    """Query ``i``'s competitors (id -> z-score, the source left out), its target's z-score and the competitors'
+    lowest z-score, z taken with the query's whole-collection mean and spread (a constant side gives zeros)."""
+    mean, std = float(s.mean[i]), float(s.std[i])
+    top = [(d, v) for d, v in s.top[i] if d != source_id][:depth]
+
+    def z(x: float) -> float:
+        return (float(x) - mean) / std if std > 0 else 0.0
+
+    comp = {d: z(v) for d, v in top}
+    return comp, z(s.target[i]), min(comp.values()) if comp else 0.0
 
 
 def choose_weight(ids: Sequence[str], documents: Sequence[dict | str], dense: SideScorer, lexical: SideScorer, *,
