@@ -50,6 +50,7 @@ from .base_model import Fingerprint, fingerprint_of_folder, resolve_base_model
 from .cache import EmbeddingCache, text_key
 from .config import DEFAULT_BASE_MODEL
 from .corpus import Corpus, _text_files, iter_jsonl_documents, load_corpus, locate_corpus, read_text_file
+from .corpus_audit import CorpusAudit
 from .errors import ConfigError, DataFormatError, DataNotFoundError, EmbeddingMismatchError, JEPARagError
 from .fsutil import atomic_write_bytes
 
@@ -448,9 +449,11 @@ def _has_text(path: Path) -> bool:
         return True
 
 
-def _read_jsonl_range(path: Path, start: int, end: int, first_line: int) -> tuple[list[str], list[str]]:
-    """Ids and texts of the documents in bytes ``start..end`` of a JSONL corpus, with the corpus reader's checks."""
-    docs = list(iter_jsonl_documents(path, start, end, first_line))
+def _read_jsonl_range(path: Path, start: int, end: int, first_line: int,
+                      audit: CorpusAudit | None = None) -> tuple[list[str], list[str]]:
+    """Ids and texts of the documents in bytes ``start..end`` of a JSONL corpus, with the corpus reader's checks
+    (``audit`` counts the rows read, the skipped empty or repeated ones included)."""
+    docs = list(iter_jsonl_documents(path, start, end, first_line, audit=audit))
     return [d[0] for d in docs], [d[1] for d in docs]
 
 
@@ -474,22 +477,29 @@ class _RayShardWriter:
             self.encoder = BaseEncoder(**self.settings, precision=self.manifest.precision, threads=1 if cpu else None)
         return self.encoder(texts)
 
-    def _read(self, batch: dict[str, np.ndarray], row: int) -> tuple[list[str], list[str]]:
+    def _read(self, batch: dict[str, np.ndarray], row: int) -> tuple[list[str], list[str], int]:
+        """The shard's ids and texts, and how many rows were read for them (the planner counted rows: a JSONL row
+        that the corpus rule skips, empty or a repeated id, is read but not kept)."""
         if "texts" in batch:
-            return [str(i) for i in batch["ids"][row]], [str(t) for t in batch["texts"][row]]
+            ids = [str(i) for i in batch["ids"][row]]
+            return ids, [str(t) for t in batch["texts"][row]], len(ids)
         path = Path(str(batch["path"][row]))
         try:
             if "files" in batch:
-                return _read_files(path, [str(f) for f in batch["files"][row]])
-            return _read_jsonl_range(path, int(batch["start"][row]), int(batch["end"][row]), int(batch["line"][row]))
+                ids, texts = _read_files(path, [str(f) for f in batch["files"][row]])
+                return ids, texts, len(ids)
+            audit = CorpusAudit(str(path))
+            ids, texts = _read_jsonl_range(path, int(batch["start"][row]), int(batch["end"][row]),
+                                           int(batch["line"][row]), audit)
+            return ids, texts, audit.documents
         except OSError as exc:
             raise DataNotFoundError(f"{path}: not readable on Ray node {socket.gethostname()} ({exc}); on a "
                                     "cluster the corpus must be on storage every node sees") from None
 
     def _write(self, batch: dict[str, np.ndarray], row: int) -> bool:
-        ids, texts = self._read(batch, row)
+        ids, texts, read = self._read(batch, row)
         index, planned = int(batch["shard"][row]), int(batch["rows"][row])
-        if len(ids) != planned or not all(texts):
+        if read != planned or not all(texts):
             raise DataFormatError(f"{self.manifest.source}: changed while being embedded (shard {index} now holds "
                                   f"{len(ids)} documents, {planned} were planned); run the command again")
         shard = _Shard(index, ids, texts, [text_key(t) for t in texts])

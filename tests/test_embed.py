@@ -116,6 +116,26 @@ def test_ray_plan_by_path_reads_the_same_shards_as_the_corpus_loader(tmp_path):
             assert got == (shard.ids, shard.texts)
 
 
+def test_ray_shards_with_skipped_rows_read_as_planned(tmp_path):
+    """An empty document or a repeated id is a row the planner counts and the corpus rule skips: the actor reads
+    the planned rows, keeps the rest, and does not take the shard for a corpus that changed under it. An actor sees
+    its own shard only, so an id repeated in a later shard stays there; what reads the shards (ingest into Chroma)
+    applies the first-wins rule."""
+    jsonl = tmp_path / "gaps.jsonl"
+    rows = [{"_id": "a", "text": "alpha"}, {"_id": "e", "text": "   "}, {"_id": "b", "text": "beta"},
+            {"_id": "a", "text": "alpha again"}, {"_id": "c", "text": "gamma"}]
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    plan = embed._plan_by_path(jsonl, 3)
+    writer = embed._RayShardWriter.__new__(embed._RayShardWriter)
+    got = []
+    for item in plan.items:
+        batch = {k: np.asarray([v], dtype=object) for k, v in item.items()}
+        ids, texts, read = writer._read(batch, 0)
+        assert read == item["rows"]
+        got += ids
+    assert got == ["a", "b", "a", "c"]  # the empty row skipped; "a" again in the second shard
+
+
 @pytest.fixture(scope="module")
 def ray_cluster():
     """A local Ray cluster of 2 CPUs on 127.0.0.1, started and shut down here."""
