@@ -2,10 +2,12 @@
 
 The index is an embedded, persistent Chroma collection in a folder (``./jepa_rag_demo_index`` unless ``--path``)
 with a BM25 index kept in step beside it (:func:`jepa_rag.chroma_hybrid.hybrid_collection`, what ``jepa-rag
-ingest``/``query`` use), built over a bundled sample corpus of short passages. Documents are embedded along the
-checkpoint's document route and queries along its query route; each hit shows the fused score (dense cosine and
-BM25 blended as the checkpoint's fusion says), both sides' own scores and its source. Running it again reuses the
-index; an index built with another checkpoint is refused rather than mixed.
+ingest``/``query`` use). The bundled sample passages are gathered into a few long Markdown files (one section per
+passage) and cut into token-aware chunks at their headings (:mod:`jepa_rag.chunking`, as ``jepa-rag ingest`` cuts a
+folder's files). Chunks are embedded along the checkpoint's document route and queries along its query route; each
+hit shows the fused score (dense cosine and BM25 blended as the checkpoint's fusion says), both sides' own scores,
+its file, its character span and its section. Running it again reuses the index; an index built with another
+checkpoint is refused rather than mixed.
 
 Needs Chroma, the ``chroma`` extra: ``pip install './[chroma]'`` in a clone of jepa-rag.
 """
@@ -19,7 +21,6 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from .data import doc_text
 from .errors import EmbeddingSpaceConflictError, JEPARagError
 
 # jepa_rag.encoder.DEFAULT_CHECKPOINT, spelled out so that `jepa-rag demo --help` does not import torch
@@ -34,6 +35,11 @@ DEFAULT_QUERIES = (
     "What makes a network connection reliable?",
 )
 BATCH = 8
+# the sample passages gathered into long files, in corpus order: (file name, number of passages)
+LONG_FILES = (("science.md", 7), ("kitchen.md", 5), ("computing.md", 6), ("history.md", 4), ("places.md", 5),
+              ("sport-and-arts.md", 6), ("nature-and-money.md", 9))
+# one section per chunk: the sample's sections are 29-44 tokens, so no two fit in 56 and each fits whole
+CHUNK_TOKENS = 56
 
 
 def load_sample_corpus() -> list[dict]:
@@ -42,20 +48,35 @@ def load_sample_corpus() -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def demo_records(corpus: list[dict]) -> list[tuple[str, str, dict]]:
-    """``(id, text, metadata)`` to store, one per sample passage; ``metadata["source"]`` names the document a hit
-    came from.
+def long_files(corpus: list[dict]) -> dict[str, str]:
+    """The sample passages as long Markdown files: ``name -> text``, a ``## title`` section per passage."""
+    if sum(n for _, n in LONG_FILES) != len(corpus):
+        raise ValueError(f"LONG_FILES covers {sum(n for _, n in LONG_FILES)} passages, the sample has {len(corpus)}")
+    files, start = {}, 0
+    for name, n in LONG_FILES:
+        files[name] = "".join(f"## {d['title']}\n\n{d['text']}\n\n" for d in corpus[start:start + n])
+        start += n
+    return files
 
-    The hook for chunking: a splitter turning each long document into passages goes here, each passage keeping
-    its document's ``source`` (plus its own position), so the hits printed by :func:`main` stay traceable.
-    """
-    return [(d["id"], doc_text(d), {"source": d["id"], "title": d["title"]}) for d in corpus]
+
+def demo_records(corpus: list[dict], chunker) -> list[tuple[str, str, dict]]:
+    """``(id, text, metadata)`` to store: the chunks of :func:`long_files`, each naming its file (``source``), its
+    place (``chunk``, character span ``start``-``end``) and the ``section`` titles it covers."""
+    from .chunking import chunk_records
+
+    files = long_files(corpus)
+    ids, texts, metas = chunk_records(chunker, list(files), list(files.values()), markdown=[True] * len(files))
+    for meta in metas:
+        body = files[meta["source"]][meta["start"]:meta["end"]]
+        meta["section"] = "; ".join(line[3:].strip() for line in body.splitlines() if line.startswith("## "))
+    return list(zip(ids, texts, metas))
 
 
 def _source(meta: dict | None) -> str:
     meta = meta or {}
-    title = f" ({meta['title']})" if meta.get("title") else ""
-    return f"{meta.get('source', '?')}{title}"
+    where = f", chars {meta['start']}-{meta['end']}" if "start" in meta and "end" in meta else ""
+    section = f" ({meta['section']})" if meta.get("section") else ""
+    return f"{meta.get('source', '?')}{where}{section}"
 
 
 def _score(value: float | None, fmt: str) -> str:
@@ -104,11 +125,14 @@ def main(argv: list[str] | None = None, prog: str = "python -m jepa_rag.demo") -
         path = Path(args.path).expanduser()
         client = chromadb.PersistentClient(path=str(path))
         collection = hybrid_collection(client, COLLECTION, ef)
-        records = demo_records(load_sample_corpus())
+        from jepa_rag.chunking import Chunker
+
+        records = demo_records(load_sample_corpus(), Chunker.for_encoder(ef.encoder, CHUNK_TOKENS, 0))
         present = set(collection.get(ids=[r[0] for r in records], include=[])["ids"])
         todo = [r for r in records if r[0] not in present]
-        print(f"index: {path.resolve()} (collection {COLLECTION!r}, {len(present)} of {len(records)} passages present)")
-        with tqdm(total=len(records), initial=len(present), desc="indexing", unit="passage") as bar:
+        print(f"index: {path.resolve()} (collection {COLLECTION!r}, {len(present)} of {len(records)} chunks of "
+              f"{len(LONG_FILES)} files present)")
+        with tqdm(total=len(records), initial=len(present), desc="indexing", unit="chunk") as bar:
             if todo:
                 collection.ingest([r[0] for r in todo], [r[1] for r in todo], metadatas=[r[2] for r in todo],
                                   batch_size=BATCH, on_batch=lambda done, batch: bar.update(len(batch)))
@@ -130,6 +154,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m jepa_rag.demo") -
         hits = zip(result["ids"][qi], result["metadatas"][qi], result["documents"][qi], result["scores"][qi],
                    result["dense_scores"][qi], result["lexical_scores"][qi])
         for rank, (doc_id, meta, text, score, dense, lexical) in enumerate(hits, 1):
+            text = " ".join(text.split())  # a chunk keeps its heading and line breaks: one line here
             snippet = text if len(text) <= 110 else text[:107] + "..."
             print(f"  {rank}. score {score:.3f}  [{doc_id}] {snippet}")
             print(f"     source: {_source(meta)} · dense cosine {_score(dense, '.3f')} · BM25 {_score(lexical, '.2f')}")

@@ -8,7 +8,8 @@ import pytest
 
 from jepa_rag import demo
 
-HIT = re.compile(r"^\s+([1-3])\. score (-?\d\.\d{3})\s+\[([\w-]+)\] ", re.MULTILINE)
+HIT = re.compile(r"^\s+([1-3])\. score (-?\d\.\d{3})\s+\[([\w.#-]+)\] .*\n\s+source: ([\w.-]+), chars \d+-\d+ "
+                 r"\(([^)]*)\)", re.MULTILINE)
 
 
 def test_demo_names_the_encoders_default_checkpoint():
@@ -22,6 +23,8 @@ def test_sample_corpus_is_bundled_and_well_formed():
     assert 35 <= len(corpus) <= 60
     assert len({d["id"] for d in corpus}) == len(corpus)
     assert all(d["title"].strip() and len(d["text"].split()) >= 8 for d in corpus)
+    files = demo.long_files(corpus)  # every passage a section of one long file
+    assert sum(text.count("\n## ") + text.startswith("## ") for text in files.values()) == len(corpus)
 
 
 def test_demo_builds_the_index_and_prints_hits(tmp_path, capsys, predictor_checkpoint, minilm_dir):
@@ -32,18 +35,18 @@ def test_demo_builds_the_index_and_prints_hits(tmp_path, capsys, predictor_check
     hits = HIT.findall(out)
     assert len(hits) == 3 * len(demo.DEFAULT_QUERIES)
     assert [h[0] for h in hits] == ["1", "2", "3"] * len(demo.DEFAULT_QUERIES)
-    tops = [h[2] for h in hits[::3]]
-    assert tops[:2] == ["photosynthesis", "jupiter"]
-    n = len(demo.load_sample_corpus())
-    assert f"0 of {n} passages present" in out
+    tops = [(h[3], h[4]) for h in hits[::3]]  # (file, section) of each query's first hit
+    assert tops[:2] == [("science.md", "Photosynthesis"), ("science.md", "Jupiter")]
+    n = len(demo.load_sample_corpus())  # one chunk per section of the long files
+    assert f"0 of {n} chunks of {len(demo.LONG_FILES)} files present" in out
     assert "retrieval: hybrid, dense cosine + BM25 by " in out
-    assert out.count("     source: ") == len(hits)  # every hit names its source
+    assert out.count("     source: ") == len(hits)  # every hit names its file and span
 
     # a second run reuses the index and takes custom queries
     assert demo.main(args + ["--query", "Who printed books with movable type?", "--top-k", "1"]) == 0
     out = capsys.readouterr().out
-    assert f"{n} of {n} passages present" in out
-    assert HIT.findall(out)[0][2] == "printing-press" and len(HIT.findall(out)) == 1
+    assert f"{n} of {n} chunks of {len(demo.LONG_FILES)} files present" in out
+    assert HIT.findall(out)[0][4] == "The printing press" and len(HIT.findall(out)) == 1
 
 
 def test_demo_refuses_an_index_built_with_another_checkpoint(tmp_path, capsys, predictor_checkpoint,
@@ -62,7 +65,7 @@ def test_demo_falls_back_to_the_base_model_without_a_default_checkpoint(tmp_path
     assert demo.main(["--base-model", str(minilm_dir), "--path", str(tmp_path / "idx"), "--query", "volcano"]) == 0
     out = capsys.readouterr().out
     assert "ships no default checkpoint" in out and "falling back to checkpoint 'none'" in out
-    assert HIT.findall(out)[0][2] == "volcano"
+    assert HIT.findall(out)[0][4] == "Volcanoes"
 
 
 @pytest.mark.parametrize("bad", [["--top-k", "0"]])
