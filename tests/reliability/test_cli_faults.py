@@ -16,7 +16,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_query_over_a_truncated_cache_with_a_huge_query(tmp_path, predictor_checkpoint, minilm_dir, monkeypatch):
     from jepa_rag.cli import main
 
+    from jepa_rag import adapters
+
     monkeypatch.setenv("JEPA_RAG_HOME", str(tmp_path / "home"))  # a cache of its own, to damage
+    # encoders are shared per process: one built earlier in the session would keep writing to the session's cache
+    monkeypatch.setattr(adapters, "_ENCODERS", {})
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "pump.txt").write_text("Fault E1042: the pump's pressure sensor is unplugged.")
