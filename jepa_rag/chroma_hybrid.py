@@ -45,6 +45,7 @@ import uuid
 import warnings
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,7 @@ FILTER_WIDEN = (4, 16)  # how much deeper BM25 looks when a filter can only be c
 PROCESS_TOKEN = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 _OPEN_STORES: dict[str, LexicalStore] = {}
+_DENSE_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="jepa-rag-dense")
 _OPEN_GUARD = threading.Lock()
 
 
@@ -470,7 +472,8 @@ class HybridCollection:
             dense_kwargs["query_embeddings"] = query_embeddings
         else:
             dense_kwargs["query_texts"] = queries
-        dense = self._collection.query(**dense_kwargs)
+        # Chroma's search runs in a worker thread (its Rust core releases the GIL) while BM25's candidates are found
+        dense_future = _DENSE_POOL.submit(self._collection.query, **dense_kwargs)
         try:
             lexical_filter = where_query(store, where) if where and store is not None else None
             post_filter = where_document is not None
@@ -478,6 +481,11 @@ class HybridCollection:
             lexical_filter, post_filter = None, True
         # a query's first MAX_QUERY_CHARS characters are what BM25 matches (the encoder cuts queries alike)
         tokens = _tokenize([q[:MAX_QUERY_CHARS] for q in queries]) if store is not None else [[] for _ in queries]
+        try:
+            lexical_hits = [([], True) if store is None else self._lexical(
+                store, toks, depth, lexical_filter, where if post_filter else None, where_document) for toks in tokens]
+        finally:
+            dense = dense_future.result()
         dense_stats = _dense_stats(query_embeddings, moments) if moments is not None else None
         to_similarity = self._similarity()
         # both sides are ranked by key (a hash of the id, read from a column for BM25's hits): only the winners'
@@ -491,8 +499,7 @@ class HybridCollection:
                 key = key_of(i)
                 ids_of[key] = i
                 dense_pairs.append((key, to_similarity(d)))
-            hits, complete = ([], True) if store is None else self._lexical(
-                store, toks, depth, lexical_filter, where if post_filter else None, where_document)
+            hits, complete = lexical_hits[q]
             lexical = [(key, score) for key, score, _ in hits]
             address_of.update((key, addr) for key, _, addr in hits)
             if dense_stats is None:
