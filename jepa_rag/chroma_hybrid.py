@@ -292,20 +292,12 @@ class HybridCollection:
 
     def _recover_if_writer_died(self, store: LexicalStore) -> None:
         """A journal without a live writer holding the lock: replay it now rather than wait for the next write."""
-        import fcntl
-
         if self._folder is None:
             return
-        with open(self._folder / "lock", "a+b") as fh:
-            try:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                return  # a live writer holds it and will clear its own journal
-            try:
+        with folder_lock(self._folder, blocking=False) as held:
+            if held:  # else a live writer holds it and will clear its own journal
                 self._recover(store)
                 store.sync()
-            finally:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
     def _rebuild(self) -> LexicalStore:
         with self._open_lock:

@@ -74,14 +74,19 @@ def tokenize(texts: Sequence[str]) -> list[list[str]]:
 
 
 @contextlib.contextmanager
-def folder_lock(folder: Path) -> Iterator[None]:
+def folder_lock(folder: Path, *, blocking: bool = True) -> Iterator[bool]:
     """An exclusive ``flock`` on ``folder/lock``: processes and threads using the folder wait; the kernel releases it
-    when its holder dies, even under SIGKILL."""
+    when its holder dies, even under SIGKILL. Yields whether it is held (``blocking=False`` yields False at once when
+    another holder has it)."""
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "lock", "a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:
-            yield
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
