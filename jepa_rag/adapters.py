@@ -25,6 +25,8 @@ from jepa_rag.errors import CheckpointError, ConfigError
 from jepa_rag.errors import EmbeddingSpaceConflictError  # noqa: F401  (re-exported for the adapters)
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
     from jepa_rag.encoder import JEPAEncoder
 
 DEFAULT = "default"
@@ -186,6 +188,47 @@ def load_encoder(checkpoint: str | os.PathLike | None = DEFAULT, base_model: str
                                       "checkpoint='none')") from None
             _ENCODERS[key] = encoder
     return encoder
+
+
+def embed_documents_keeping_empty(encoder: "JEPAEncoder", texts: Any) -> "np.ndarray":
+    """Document vectors for a framework's ``embed_documents``: one vector per input, in order.
+
+    Why lenient: LangChain and LlamaIndex stores pair every text with a vector, so one empty text in a batch must
+    not abort the whole ``add_texts``. An empty or whitespace-only text gets the base model's vector of the empty
+    text (what ``HuggingFaceEmbeddings`` returns for it), said once per call; jepa-rag's own stores skip such
+    records instead (:func:`jepa_rag.corpus_audit.clean_corpus`). Every other check of
+    :func:`jepa_rag.encoder.validate_texts` (a bare string, a non-string, broken Unicode) still raises.
+    """
+    import warnings
+
+    import numpy as np
+
+    from jepa_rag.encoder import validate_texts
+
+    texts = _as_list(texts)
+    if not isinstance(texts, list):
+        validate_texts(texts, "documents")  # raises, naming the problem
+    # every check but emptiness: an empty text is validated as a placeholder
+    validate_texts(["-" if isinstance(t, str) and not t.strip() else t for t in texts], "documents")
+    empty = [i for i, t in enumerate(texts) if not t.strip()]
+    if not empty:
+        return encoder.encode_documents(texts)
+    out = np.zeros((len(texts), encoder.dim), dtype=np.float32)
+    kept = [i for i in range(len(texts)) if i not in set(empty)]
+    if kept:
+        out[kept] = encoder.encode_documents([texts[i] for i in kept])
+    out[empty] = encoder.empty_document_vector()
+    warnings.warn(f"{len(empty)} of {len(texts)} documents are empty or whitespace-only (positions "
+                  f"{', '.join(map(str, empty[:5]))}{', ...' if len(empty) > 5 else ''}): each got the base model's "
+                  "vector of the empty text, which matches no query well; drop them before indexing to keep them "
+                  "out of the store", UserWarning, stacklevel=3)
+    return out
+
+
+def _as_list(texts: Any) -> Any:
+    if isinstance(texts, (str, bytes)) or not hasattr(texts, "__iter__"):
+        return texts  # validate_texts names the problem
+    return list(texts)
 
 
 def heads_sha256(encoder: "JEPAEncoder") -> str:

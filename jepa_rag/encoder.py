@@ -189,6 +189,7 @@ class JEPAEncoder:
         self.truncated_queries = 0
         self._warned_long_query = False
         self._query_lru = _VectorLRU(query_cache_size, query_cache_bytes)
+        self._empty_vector: np.ndarray | None = None
         self.truncated_texts = 0
         self._warned_truncation = False
         self.fingerprint = fingerprint
@@ -458,6 +459,14 @@ class JEPAEncoder:
 
     def encode_documents(self, texts: Sequence[str], **kw: object) -> np.ndarray:
         return self.encode_corpus(validate_texts(texts, "documents"), **kw)
+
+    def empty_document_vector(self) -> np.ndarray:
+        """The document vector of the empty text (the base model's special tokens alone), for adapters that must
+        return a vector for every input; computed once, never written to the cache."""
+        if self._empty_vector is None:
+            base = np.asarray(self._encode_with_base([""]), dtype=np.float32)
+            self._empty_vector = self.apply_heads(base, "document")[0]
+        return self._empty_vector.copy()
 
     def similarity(self, q: np.ndarray, d: np.ndarray) -> np.ndarray:
         """Scores of every query against every document under the checkpoint's scoring."""

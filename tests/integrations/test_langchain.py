@@ -144,3 +144,22 @@ def test_unknown_precision_is_refused(predictor_checkpoint, minilm_dir):
 
     with pytest.raises(ConfigError, match=r"precision must be one of \['auto', 'fp32', 'bf16'\], got 'half'"):
         JEPAEmbeddings(checkpoint=str(predictor_checkpoint), base_model=str(minilm_dir), precision="half")
+
+
+def test_an_empty_text_gets_a_vector_so_add_texts_keeps_its_batch(tmp_path, embeddings, passages, queries):
+    """LangChain pairs every text with a vector: one empty text warns instead of aborting the batch."""
+    from langchain_jepa_rag import jepa_chroma_vectorstore
+
+    texts = [*passages.values(), "", "   "]
+    n = len(texts)
+    with pytest.warns(UserWarning, match=rf"2 of {n} documents are empty"):
+        vecs = embeddings.embed_documents(texts)
+    assert len(vecs) == n and np.isfinite(vecs).all()
+    assert vecs[0] == pytest.approx(embeddings.embed_documents([texts[0]])[0], abs=1e-5)
+    assert vecs[-2] == pytest.approx(vecs[-1], abs=1e-6)  # both the empty text's vector
+    store = jepa_chroma_vectorstore(COLLECTION, embeddings, persist_directory=tmp_path)
+    with pytest.warns(UserWarning, match="empty"):
+        store.add_texts(texts, ids=[*passages, "blank", "spaces"])
+    assert store.similarity_search(queries[0], k=1)[0].id == "paris"
+    with pytest.raises(Exception, match=r"documents\[1\]: expected a string"):
+        embeddings.embed_documents(["fine", None])

@@ -196,3 +196,20 @@ def test_unknown_precision_is_refused(predictor_checkpoint, minilm_dir):
 
     with pytest.raises(ConfigError, match=r"precision must be one of \['auto', 'fp32', 'bf16'\], got 'int8'"):
         JEPAEmbedding(checkpoint=predictor_checkpoint, base_model=minilm_dir, precision="int8")
+
+
+def test_an_empty_node_gets_a_vector_so_indexing_keeps_its_batch(embed, passages, queries):
+    """LlamaIndex pairs every node with a vector: an empty node warns instead of aborting the index build."""
+    from llama_index.core import VectorStoreIndex
+    from llama_index.core.schema import TextNode
+
+    texts = [*passages.values(), " "]
+    with pytest.warns(UserWarning, match=rf"1 of {len(texts)} documents are empty"):
+        vecs = embed.get_text_embedding_batch(texts)
+    assert len(vecs) == len(texts) and np.isfinite(vecs).all()
+    nodes = [TextNode(id_=i, text=t) for i, t in zip([*passages, "blank"], texts)]
+    with pytest.warns(UserWarning, match="empty"):
+        index = VectorStoreIndex(nodes, embed_model=embed)
+    assert index.as_retriever(similarity_top_k=1).retrieve(queries[0])[0].node.node_id == "paris"
+    with pytest.raises(Exception, match="single str"):
+        embed.get_text_embedding_batch("a bare string")

@@ -20,6 +20,7 @@ from jepa_rag.adapters import (
     CACHE_QUERIES_HELP,
     DEFAULT,
     PRECISION_HELP,
+    embed_documents_keeping_empty,
     USE_CACHE_HELP,
     from_hf_habits,
     load_encoder,
@@ -92,8 +93,9 @@ class JEPAEmbeddings(BaseModel, Embeddings):
         return self._encoder
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        """Document route, one encoder call for the whole list (a bare string is refused, not split into characters)."""
-        return self.encoder.encode_documents(texts).tolist()
+        """Document route, one encoder call for the whole list (a bare string is refused, not split into characters).
+        One vector per text: an empty text gets the base model's vector of the empty text, with a warning."""
+        return embed_documents_keeping_empty(self.encoder, texts).tolist()
 
     def embed_query(self, text: str) -> list[float]:
         """Query route (through the predictor when the checkpoint routes queries there)."""

@@ -23,6 +23,7 @@ from jepa_rag.adapters import (
     OWN_LABEL,
     PRECISION_HELP,
     USE_CACHE_HELP,
+    embed_documents_keeping_empty,
     from_hf_habits,
     load_encoder,
     normalize_base_model,
@@ -31,6 +32,15 @@ from jepa_rag.adapters import (
 from jepa_rag.encoder import validate_texts
 
 __all__ = ["JEPAEmbedding"]
+
+
+def _no_bare_string(texts: Any) -> list[str]:
+    """Every check of :func:`validate_texts` but emptiness (an empty node gets a vector, with a warning)."""
+    if isinstance(texts, (str, bytes)):
+        validate_texts(texts, "documents")  # raises, naming the problem
+    texts = list(texts)
+    validate_texts(["-" if isinstance(t, str) and not t.strip() else t for t in texts], "documents")
+    return texts
 
 
 class JEPAEmbedding(BaseEmbedding):
@@ -94,18 +104,19 @@ class JEPAEmbedding(BaseEmbedding):
 
     # ---------------------------------------------------------------------------------------- document route
     def _get_text_embedding(self, text: str) -> Embedding:
-        return self.encoder.encode_documents([text])[0].tolist()
+        return embed_documents_keeping_empty(self.encoder, [text])[0].tolist()
 
     def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
-        return self.encoder.encode_documents(texts).tolist()
+        # one vector per node: an empty node's text gets the base model's vector of the empty text, with a warning
+        return embed_documents_keeping_empty(self.encoder, texts).tolist()
 
     def get_text_embedding_batch(self, texts: list[str], show_progress: bool = False, **kwargs: Any) -> list[Embedding]:
         """LlamaIndex's batching, after refusing a bare string (which it would embed character by character)."""
-        return super().get_text_embedding_batch(validate_texts(texts, "documents"), show_progress, **kwargs)
+        return super().get_text_embedding_batch(_no_bare_string(texts), show_progress, **kwargs)
 
     async def aget_text_embedding_batch(self, texts: list[str], show_progress: bool = False,
                                         **kwargs: Any) -> list[Embedding]:
-        return await super().aget_text_embedding_batch(validate_texts(texts, "documents"), show_progress, **kwargs)
+        return await super().aget_text_embedding_batch(_no_bare_string(texts), show_progress, **kwargs)
 
     async def _aget_text_embedding(self, text: str) -> Embedding:
         return await asyncio.to_thread(self._get_text_embedding, text)
