@@ -36,6 +36,7 @@ data.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import json
 import os
@@ -55,6 +56,7 @@ from jepa_rag.encoder import MAX_QUERY_CHARS, validate_texts
 from jepa_rag.errors import InvalidInputError, LexicalIndexError, StaleCollectionError, StorageFullError
 from jepa_rag.fsutil import atomic_write_bytes
 from jepa_rag.fusion import Fusion, fusion_of
+from jepa_rag.fusion_choice import N_QUERIES, FusionChoice
 from jepa_rag.lexical_store import LexicalStore, UnsupportedFilter, where_query
 from jepa_rag.lexical_store import folder_lock, key_of
 from jepa_rag.lexical_store import tokenize as _tokenize
@@ -66,6 +68,7 @@ require("chromadb", "chroma", "jepa_rag.chroma_hybrid (HybridCollection)")
 __all__ = ["HybridCollection", "hybrid_collection"]
 
 FOLDER_NAME = "jepa_rag_lexical"
+FUSION_KEY = "jepa_rag:fusion"  # the collection metadata key holding its chosen lexical weight (a JSON FusionChoice)
 CURRENT = "current.json"
 FORMAT = "jepa-rag-lexical-store"
 PAGE = 2000  # records read per ``get`` when (re)building a store from its collection
@@ -102,6 +105,8 @@ class HybridCollection:
         self._client = client
         self._collection = collection
         self._fusion = fusion
+        self._fusion_given = fusion is not None
+        self._warned_choice = False
         self._http = _is_http_client(client)
         self._folder = self._resolve_folder(lexical_dir)
         self._store: LexicalStore | None = None
@@ -133,10 +138,73 @@ class HybridCollection:
 
     @property
     def fusion(self) -> Fusion:
-        """The fusion used by :meth:`hybrid_query`: the one given, else the collection's checkpoint's."""
+        """The fusion used by :meth:`hybrid_query`: the one given, else the collection's checkpoint's, with the
+        lexical weight the collection stores (:meth:`choose_fusion`) where it stores one."""
         if self._fusion is None:
-            self._fusion = fusion_of(self._checkpoint())
+            fusion = fusion_of(self._checkpoint())
+            choice = self.fusion_choice
+            if choice is not None:
+                fusion = dataclasses.replace(fusion, lexical_weight=choice.lexical_weight)
+            self._fusion = fusion
         return self._fusion
+
+    @property
+    def fusion_choice(self) -> FusionChoice | None:
+        """The lexical weight this collection stores and the evidence behind it (:meth:`choose_fusion`), or None."""
+        raw = (self._collection.metadata or {}).get(FUSION_KEY)
+        if raw is None:
+            return None
+        try:
+            return FusionChoice.from_dict(json.loads(raw))
+        except (ValueError, TypeError, InvalidInputError):
+            if not self._warned_choice:
+                warnings.warn(f"collection {self._collection.name!r}: its stored fusion choice is damaged and is "
+                              "ignored (the checkpoint's weight is used); choose_fusion() stores a new one",
+                              RuntimeWarning, stacklevel=2)
+                self._warned_choice = True
+            return None
+
+    def choose_fusion(self, mode: str | float = "auto", *, embedding_function: Any = None, seed: int = 0,
+                      n_queries: int = N_QUERIES, force: bool = False, progress: bool = False) -> FusionChoice:
+        """Choose this collection's lexical weight and store it with the collection (its metadata, key
+        ``jepa_rag:fusion``), where :attr:`fusion` and every later process read it.
+
+        ``mode``: ``"auto"`` chooses from pseudo-queries cut out of a fixed sample of the collection's own documents
+        (:mod:`jepa_rag.fusion_choice`: the checkpoint's weight stays unless another beats it by a paired test); a
+        stored automatic choice is kept until the collection has doubled or halved since (``force=True`` chooses
+        again). ``"checkpoint"`` stores the checkpoint's weight, a number in [0, 1] that weight. The cost of
+        ``"auto"`` is fixed: ``n_queries`` pseudo-queries and their targets encoded (``embedding_function``:
+        the collection's own by default), and one top-k search per pseudo-query on each side.
+        """
+        from jepa_rag.fusion_choice import choose_for_collection
+
+        prior = fusion_of(self._checkpoint()).lexical_weight
+        count = self._collection.count()
+        if mode == "checkpoint":
+            choice = FusionChoice(prior, "the checkpoint's weight (chosen on dev judgments), as asked", prior, prior,
+                                  0, mode="checkpoint", documents=count)
+        elif isinstance(mode, (int, float)) and not isinstance(mode, bool):
+            if not 0.0 <= float(mode) <= 1.0:
+                raise InvalidInputError(f"choose_fusion: a weight must be in [0, 1], got {mode!r}")
+            choice = FusionChoice(float(mode), f"set to {float(mode):g} by the user", prior, float(mode), 0,
+                                  mode="fixed", documents=count)
+        elif mode == "auto":
+            stored = self.fusion_choice
+            if (not force and stored is not None and stored.mode == "auto" and stored.prior_weight == prior
+                    and stored.documents > 0 and stored.documents / 2 <= count <= stored.documents * 2):
+                return stored
+            choice = choose_for_collection(self, embedding_function=embedding_function, prior=prior, seed=seed,
+                                           n_queries=n_queries, progress=progress)
+            choice = dataclasses.replace(choice, documents=count)
+        else:
+            raise InvalidInputError(f"choose_fusion: mode must be 'auto', 'checkpoint' or a weight in [0, 1], "
+                                    f"got {mode!r}")
+        stored = json.dumps(choice.to_dict())
+        self._collection.modify(metadata={**(self._collection.metadata or {}), FUSION_KEY: stored})
+        choice = FusionChoice.from_dict(json.loads(stored))  # what every later reader gets
+        if not self._fusion_given:
+            self._fusion = None
+        return choice
 
     def _checkpoint(self) -> str | None:
         stored = (self._collection.configuration_json or {}).get("embedding_function") or {}
@@ -601,6 +669,21 @@ def _remove_tree(path: Path) -> None:
     else:
         with contextlib.suppress(OSError):
             path.unlink()
+
+
+def resolve_fusion(collection: HybridCollection, fusion: Any) -> Fusion:
+    """What a framework retriever's ``fusion=`` means: ``None`` the collection's (its stored weight, else the
+    checkpoint's); ``"auto"``, ``"checkpoint"`` or a weight: :meth:`HybridCollection.choose_fusion` (stored with the
+    collection), then the collection's; a :class:`~jepa_rag.fusion.Fusion` itself."""
+    if isinstance(fusion, Fusion):
+        return fusion
+    if fusion is not None:
+        if not (fusion in ("auto", "checkpoint") or (isinstance(fusion, (int, float))
+                                                      and not isinstance(fusion, bool))):
+            raise InvalidInputError(f"fusion must be None, 'auto', 'checkpoint', a weight in [0, 1] or a "
+                                    f"jepa_rag.fusion.Fusion, got {fusion!r}")
+        collection.choose_fusion(fusion)
+    return collection.fusion
 
 
 def hybrid_collection(client: Any, name: str, embedding_function: Any = None, *,

@@ -116,6 +116,11 @@ def _parser() -> argparse.ArgumentParser:
     ing.add_argument("--batch-size", type=int, default=16,
                      help="chunks encoded and stored per step, what Ctrl-C or a crash can lose (default 16: seconds, "
                           "not minutes, of all-mpnet-base-v2 on a 2-core CPU)")
+    ing.add_argument("--fusion", type=_fusion_mode, default="auto", metavar="auto|checkpoint|W",
+                     help="the collection's BM25 weight in hybrid queries, stored with it: 'auto' (default) chooses "
+                          "it from pseudo-queries cut out of the collection's own documents, keeping the "
+                          "checkpoint's unless another is significantly better (again once the collection has "
+                          "doubled or halved); 'checkpoint' the checkpoint's; a number W in [0, 1] that weight")
     ing.add_argument("--no-progress", action="store_true", help="no progress bar")
     q = sub.add_parser("query", help="search a collection (hybrid BM25 + dense by default)",
                        description="Search a Chroma collection made by 'jepa-rag ingest'.")
@@ -127,6 +132,18 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--per-source", action="store_true",
                    help="one hit per source file or document (its best chunk)")
     return p
+
+
+def _fusion_mode(value: str) -> str | float:
+    if value in ("auto", "checkpoint"):
+        return value
+    try:
+        weight = float(value)
+    except ValueError:
+        weight = -1.0
+    if not 0.0 <= weight <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected 'auto', 'checkpoint' or a weight in [0, 1], got {value!r}")
+    return weight
 
 
 def _client(args: argparse.Namespace):
@@ -217,6 +234,8 @@ def _sync(args: argparse.Namespace, progress: dict) -> int:
           f"{plan.kept} unchanged, {removed} removed; {len(documents)} documents: {plan.new} new, {plan.changed} "
           f"changed, {plan.unchanged} unchanged, {gone}; skipped {read.skipped_summary()}; "
           f"{collection.count()} in the collection")
+    choice = collection.choose_fusion(args.fusion, progress=not args.no_progress)
+    print(f"fusion: BM25 weight {choice.lexical_weight:g} ({choice.reason})")
     return 0
 
 

@@ -29,7 +29,8 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 
@@ -90,6 +91,8 @@ class FusionChoice:
     threshold: float = P_VALUE
     seed: int = 0
     seconds: float = 0.0
+    mode: str = "auto"  # "auto" (chosen here), "checkpoint" or "fixed" (set by the user)
+    documents: int = 0  # the collection's size when chosen: a collection that doubles or halves is chosen again
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -308,3 +311,108 @@ def choose_for_encoder(encoder, ids: Sequence[str], documents: Sequence[dict | s
     dense = dense_side(ids, doc_vectors, encoder.encode_queries, encoder.encode_documents, encoder.similarity)
     lex = lexical_side(lexical, [doc_text(by_id[p.source_id]) for p in sample])
     return choose_weight(ids, documents, dense, lex, prior=prior, seed=seed, n_queries=n_queries)
+
+
+# ------------------------------------------------------------------------------------------------ serving sides
+def store_dense_side(query: Callable[..., dict], embed_queries: Callable[[list[str]], np.ndarray],
+                     embed_documents: Callable[[list[str]], np.ndarray],
+                     moments: tuple[np.ndarray, np.ndarray]) -> SideScorer:
+    """The dense side of a cosine-space vector store: its top k (``query(query_embeddings=, n_results=,
+    include=["distances"])``, chromadb's signature, distance ``1 - cos``), the target's cosine, and the query's
+    whole-collection mean and spread from the stored unit vectors' mean ``m`` and second moment ``S``."""
+    mu, second = moments
+
+    def side(queries: list[str], targets: list[str], k: int) -> SideScores:
+        q = _unit(embed_queries(queries))
+        t = _unit(embed_documents(targets))
+        found = query(query_embeddings=q.tolist(), n_results=k, include=["distances"])
+        top = [[(str(i), 1.0 - float(d)) for i, d in zip(ids, dist)]
+               for ids, dist in zip(found["ids"], found["distances"])]
+        mean = q @ mu
+        std = np.sqrt(np.maximum(((q @ second) * q).sum(axis=1) - mean**2, 0.0))
+        return SideScores(top, (q * t).sum(axis=1), mean, std)
+
+    return side
+
+
+def store_lexical_side(store, sample_texts: Sequence[str]) -> SideScorer:
+    """The BM25 side of a :class:`jepa_rag.LexicalStore`: its top k, the target scored by the engine's BM25 (its
+    document frequencies; the average length estimated from ``sample_texts``), and the query's whole-collection
+    mean and spread as the serving path estimates them (:meth:`jepa_rag.LexicalStore.bm25_moments`)."""
+    from .lexical_store import BM25_B, K1
+
+    lengths = [len(t) for t in store.tokenize(list(sample_texts))]
+    avg_len = float(np.mean(lengths)) if lengths and np.mean(lengths) > 0 else 1.0
+
+    def side(queries: list[str], targets: list[str], k: int) -> SideScores:
+        top, target, mean, std = [], np.zeros(len(queries)), np.zeros(len(queries)), np.zeros(len(queries))
+        for i, (qt, tt) in enumerate(zip(store.tokenize(list(queries)), store.tokenize(list(targets)))):
+            hits = store.search(qt, k)
+            top.append(list(zip(store.ids_at([addr for _, _, addr in hits]), (score for _, score, _ in hits))))
+            mean[i], std[i] = store.bm25_moments(qt, [(key, score) for key, score, _ in hits], len(hits) < k)
+            norm = K1 * (1 - BM25_B + BM25_B * len(tt) / avg_len)
+            for term, (_, idf) in store._idf(qt).items():
+                tf = tt.count(term)
+                if tf:
+                    target[i] += idf * (1 + K1) * tf / (tf + norm)  # a distinct query term counts once
+        return SideScores(top, target, mean, std)
+
+    return side
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def choose_for_collection(collection, *, embedding_function=None, prior: float, seed: int = 0,
+                          n_queries: int = N_QUERIES, progress: bool = False) -> FusionChoice:
+    """:func:`choose_weight` for a serving :class:`jepa_rag.chroma_hybrid.HybridCollection`: pseudo-queries from a
+    seeded sample of its lexical store's records, the dense side from Chroma's top k and the stored vectors'
+    moments, the BM25 side from the store (what :meth:`~jepa_rag.chroma_hybrid.HybridCollection.hybrid_query`
+    sees). ``embedding_function``: a :class:`jepa_rag.chroma.JEPAEmbeddingFunction` (default: the collection's)."""
+    start = time.perf_counter()
+    store = collection.lexical_index()
+    moments = store.moments
+    if collection._space() != "cosine" or moments is None:
+        return FusionChoice(float(prior), "the collection is not in the cosine space with maintained vector moments, "
+                            "so its dense scores cannot be normalised like the query path's: the checkpoint's "
+                            "weight is kept", float(prior), float(prior), 0, seed=seed)
+    ef = embedding_function if embedding_function is not None else getattr(collection.collection,
+                                                                           "_embedding_function", None)
+    if ef is None or not callable(getattr(ef, "embed_query", None)):
+        raise InvalidInputError("choose_fusion: the collection has no embedding function with a query route; pass "
+                                "embedding_function=JEPAEmbeddingFunction(...) (the one it was built with)")
+    sample = store.sample(4 * n_queries, seed=seed)
+    ids, texts = list(sample), [text for text, _ in sample.values()]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=2 * min(n_queries, len(ids)), desc="fusion weight: encoding pseudo-queries", unit="text")
+    n = len(store)
+
+    def query(**kw):
+        kw["n_results"] = max(1, min(kw["n_results"], n))
+        return collection.collection.query(**kw)
+
+    try:
+        dense = store_dense_side(query, _batched(ef.embed_query, bar), _batched(ef, bar), moments)
+        lexical = store_lexical_side(store, texts)
+        choice = choose_weight(ids, texts, dense, lexical, prior=prior, seed=seed, n_queries=n_queries)
+    finally:
+        if bar is not None:
+            bar.close()
+    return replace(choice, seconds=round(time.perf_counter() - start, 3))
+
+
+def _batched(embed: Callable[[list[str]], Any], bar, size: int = 16) -> Callable[[list[str]], np.ndarray]:
+    def run(texts: list[str]) -> np.ndarray:
+        out = []
+        for i in range(0, len(texts), size):
+            out.extend(np.asarray(embed(texts[i:i + size]), dtype=np.float64))
+            if bar is not None:
+                bar.update(len(texts[i:i + size]))
+        return np.asarray(out).reshape(len(texts), -1)
+
+    return run

@@ -97,6 +97,7 @@ def test_chunks_find_the_passage_and_its_file_and_reruns_mirror_the_folder(tmp_p
     out = capsys.readouterr()
     assert "skipped 2 (1 unsupported type, 1 empty)" in out.out and "skipped archive.gz" in out.err, out
     assert "9 documents: 9 new" in out.out
+    assert re.search(r"fusion: BM25 weight [0-9.]+ \(.+\)", out.out), out.out  # chosen and said why
     assert _ingest(str(docs), *whole, *model, "--no-chunking") == 0
 
     queries = list(answers)

@@ -88,6 +88,26 @@ def test_filters_as_a_vectorstore_retriever_takes_them(where, embeddings, retrie
     assert [d.id for d in hits] == ["qua"]
 
 
+def test_the_collection_weight_is_visible_and_settable(embeddings, tmp_path, passages):
+    from jepa_rag.fusion import Fusion
+
+    place = {"embeddings": embeddings, "persist_directory": str(tmp_path / "db")}
+    r = JEPAHybridRetriever(**place)
+    prior = r.fusion.lexical_weight
+    assert isinstance(r.fusion, Fusion) and r.fusion_choice is None
+    fixed = JEPAHybridRetriever(**place, fusion=0.6)  # stored with the collection ...
+    assert fixed.fusion.lexical_weight == 0.6 and fixed.fusion_choice.mode == "fixed"
+    later = JEPAHybridRetriever(**place)  # ... so the next retriever on it uses it
+    assert later.fusion.lexical_weight == 0.6 and "by the user" in later.fusion_choice.reason
+    assert JEPAHybridRetriever(**place, fusion="checkpoint").fusion.lexical_weight == prior
+    assert JEPAHybridRetriever(**place, fusion=Fusion(lexical_weight=0.9)).fusion.lexical_weight == 0.9
+    auto = JEPAHybridRetriever(**place, fusion="auto")
+    auto.vectorstore.add_texts(list(passages.values()))
+    assert auto.fusion_choice.mode == "auto" and auto.fusion.lexical_weight == auto.fusion_choice.lexical_weight
+    with pytest.raises(Exception, match="fusion must be"):
+        JEPAHybridRetriever(**place, fusion="best")
+
+
 def test_unknown_arguments_raise(embeddings, tmp_path):
     with pytest.raises(ValueError, match="search_kwargs"):
         JEPAHybridRetriever(embeddings=embeddings, persist_directory=str(tmp_path), search_kwargs={"filtr": {}})

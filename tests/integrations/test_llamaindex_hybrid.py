@@ -125,3 +125,19 @@ def test_metadata_filters_apply_to_both_sides(placed, embed_model, passages):
     assert all(h.node.ref_doc_id != "rare0" for h in hits)
     with pytest.raises(TypeError):
         JEPAHybridNodeRetriever(index, filter={"shelf": "plain"})
+
+
+def test_the_collection_weight_is_visible_and_settable(index):
+    from llama_index.retrievers.jepa_rag import JEPAHybridNodeRetriever
+
+    from jepa_rag.fusion import Fusion
+
+    r = JEPAHybridNodeRetriever(index)
+    prior = r.fusion.lexical_weight
+    assert isinstance(r.fusion, Fusion) and r.fusion_choice is None
+    assert JEPAHybridNodeRetriever(index, fusion=0.1).fusion.lexical_weight == 0.1
+    again = JEPAHybridNodeRetriever(index)
+    assert again.fusion.lexical_weight == 0.1 and again.fusion_choice.mode == "fixed"
+    auto = JEPAHybridNodeRetriever(index, fusion="auto")  # 5 nodes: too little evidence, the checkpoint's weight
+    assert auto.fusion.lexical_weight == prior and "too little evidence" in auto.fusion_choice.reason
+    assert auto.retrieve("zyxwv handshake")[0].node.text.startswith("The zyxwv")

@@ -10,6 +10,8 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field, PrivateAttr
 
+from jepa_rag.chroma_hybrid import resolve_fusion
+
 from .embeddings import JEPAEmbeddings
 from .vectorstores import jepa_chroma_vectorstore
 
@@ -20,7 +22,11 @@ SEARCH_KWARGS = frozenset({"k", "filter", "where_document"})
 
 class JEPAHybridRetriever(BaseRetriever):
     """Hybrid retrieval: a cosine Chroma search (:func:`jepa_chroma_vectorstore`) fused with BM25 over the same
-    documents, the fusion weight the checkpoint stores (chosen on dev judgments).
+    documents, with the BM25 weight the collection stores (``jepa-rag ingest`` chooses it from the collection's own
+    documents), else the checkpoint's (chosen on dev judgments). ``fusion="auto"`` chooses and stores it now (kept
+    until the collection doubles or halves), ``"checkpoint"`` or a number in [0, 1] sets it, a
+    :class:`jepa_rag.fusion.Fusion` overrides everything for this retriever. After construction ``fusion`` holds the
+    :class:`~jepa_rag.fusion.Fusion` in use and ``fusion_choice`` the collection's stored choice and its evidence.
 
     ``JEPAHybridRetriever(collection_name=..., persist_directory=... | client=..., k=4)`` opens the collection
     like :func:`jepa_chroma_vectorstore`; ``vectorstore`` then holds that store, whose writes (``add_texts``,
@@ -44,7 +50,9 @@ class JEPAHybridRetriever(BaseRetriever):
     lexical_dir: str | None = None
     k: int = Field(default=4, ge=1)
     depth: int | None = Field(default=None, ge=1, description="Candidates per side; None: the fusion's depth.")
-    fusion: Any = Field(default=None, description="A jepa_rag.fusion.Fusion; None: the checkpoint's.")
+    fusion: Any = Field(default=None, description="None: the collection's stored weight, else the checkpoint's; "
+                                                  "'auto', 'checkpoint' or a weight in [0, 1]: chosen and stored "
+                                                  "with the collection; a jepa_rag.fusion.Fusion: this one.")
     vectorstore: Any = None
     search_kwargs: dict = Field(default_factory=dict, description="k, filter, where_document (VectorStoreRetriever "
                                                                   "style).")
@@ -66,10 +74,16 @@ class JEPAHybridRetriever(BaseRetriever):
             self.embeddings = store.embeddings
         hybrid = store._collection
         if not isinstance(hybrid, HybridCollection):
-            hybrid = HybridCollection(store._client, hybrid, lexical_dir=self.lexical_dir, fusion=self.fusion)
+            hybrid = HybridCollection(store._client, hybrid, lexical_dir=self.lexical_dir)
             # langchain_chroma writes through this attribute: routing it via HybridCollection keeps BM25 in step
             store._chroma_collection = hybrid
         self._hybrid = hybrid
+        self.fusion = resolve_fusion(hybrid, self.fusion)
+
+    @property
+    def fusion_choice(self):
+        """The collection's stored :class:`~jepa_rag.fusion_choice.FusionChoice` (weight, reason, evidence), or None."""
+        return self._hybrid.fusion_choice
 
     @property
     def hybrid_collection(self):

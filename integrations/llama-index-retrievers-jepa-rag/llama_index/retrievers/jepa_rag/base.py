@@ -9,7 +9,7 @@ from typing import Any
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
-from jepa_rag.chroma_hybrid import HybridCollection
+from jepa_rag.chroma_hybrid import HybridCollection, resolve_fusion
 from jepa_rag.errors import InvalidInputError
 
 __all__ = ["JEPAHybridNodeRetriever"]
@@ -21,9 +21,12 @@ class JEPAHybridNodeRetriever(BaseRetriever):
     ``index_or_store`` is a ``VectorStoreIndex`` (or its ``ChromaVectorStore``) made with
     ``jepa_chroma_vector_store(..., hybrid=True)``; a store made without it is wrapped here when ``client`` (the
     chromadb client it lives on) is given, but then writes made through the store bypass the BM25 bookkeeping
-    (only count changes are noticed). Returns ``similarity_top_k`` nodes scored by the fused score, with the
-    fusion weight the collection's checkpoint stores unless ``fusion`` is given; works in
-    ``RetrieverQueryEngine`` like any retriever. ``filters`` (LlamaIndex ``MetadataFilters``, as
+    (only count changes are noticed). Returns ``similarity_top_k`` nodes scored by the fused score; works in
+    ``RetrieverQueryEngine`` like any retriever. The BM25 weight is the one the collection stores (``jepa-rag
+    ingest`` chooses it from the collection's own documents), else the checkpoint's; ``fusion="auto"`` chooses and
+    stores it now (kept until the collection doubles or halves), ``"checkpoint"`` or a number in [0, 1] sets it, a
+    :class:`jepa_rag.fusion.Fusion` overrides it for this retriever. ``fusion`` then holds the Fusion in use and
+    ``fusion_choice`` the collection's stored choice and its evidence. ``filters`` (LlamaIndex ``MetadataFilters``, as
     ``VectorIndexRetriever`` takes them) and ``where_document`` (a chromadb document filter) apply to both sides
     before fusion.
     """
@@ -48,7 +51,7 @@ class JEPAHybridNodeRetriever(BaseRetriever):
         self._embed_model = getattr(index_or_store, "_embed_model", None)
         self.similarity_top_k = similarity_top_k
         self.depth = depth
-        self.fusion = fusion
+        self.fusion = resolve_fusion(collection, fusion)
         self.filters = filters
         self.where_document = where_document
         self._where = _chroma_where(filters)
@@ -58,6 +61,11 @@ class JEPAHybridNodeRetriever(BaseRetriever):
     def hybrid_collection(self):
         """The :class:`~jepa_rag.chroma_hybrid.HybridCollection` behind this retriever."""
         return self._hybrid
+
+    @property
+    def fusion_choice(self):
+        """The collection's stored :class:`~jepa_rag.fusion_choice.FusionChoice` (weight, reason, evidence), or None."""
+        return self._hybrid.fusion_choice
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         text = query_bundle.query_str
