@@ -73,7 +73,7 @@ def agreement(seeds: list[int], log=print) -> list[dict]:
                 res = hc.hybrid_query(qtexts[start:start + 64], 10, query_embeddings=qvec[start:start + 64])
                 for q, ids_, scores in zip(dev.query_ids[start:start + 64], res["ids"], res["scores"]):
                     run[q] = dict(zip(ids_, map(float, scores)))
-            ndcg = evaluate_run(dev.qrels, run, ignore_identical_ids=name != "msmarco")["ndcg@10"]
+            ndcg = evaluate_run(dev.qrels, run, ignore_identical_ids=name != "msmarco")["metrics"]["ndcg@10"]
             row = {"collection": name, "seed": seed, "serving_chosen": choice.lexical_weight,
                    "serving_best": choice.best_weight, "p_value": choice.p_value, "n_queries": choice.n_queries,
                    "exact_chosen": exact_w, "dev_ndcg10_serving_at_chosen": round(ndcg, 4), "seconds": round(secs, 1),
@@ -149,8 +149,13 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "fusion_choice_serving.json")
     args = p.parse_args()
     (ROOT / "runs").mkdir(exist_ok=True)
-    res = {"cpu": cpu_model(), "cost": cost(args.sizes) if args.sizes else [],
-           "agreement": agreement(args.seeds) if args.seeds else []}
+    res = json.loads(args.out.read_text()) if args.out.exists() else {}  # a part not re-run keeps its rows
+    res["cpu"] = cpu_model()
+    if args.sizes:
+        res["cost"] = cost(args.sizes)
+        args.out.write_text(json.dumps(res, indent=1))
+    if args.seeds:
+        res["agreement"] = agreement(args.seeds)
     args.out.write_text(json.dumps(res, indent=1))
     print(f"wrote {args.out}")
 

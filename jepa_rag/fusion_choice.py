@@ -139,6 +139,8 @@ def pseudo_queries(ids: Sequence[str], documents: Sequence[dict | str], *, n: in
             continue
         pick = sents[rng.randrange(len(sents))]
         rest = " ".join(s for s in sents if s != pick)
+        if not rest.strip():  # every sentence repeats the one taken out: no target left
+            continue
         out.append(PseudoQuery(str(ids[i]), pick, doc_text({"title": title, "text": rest}), "sentence"))
     return out
 

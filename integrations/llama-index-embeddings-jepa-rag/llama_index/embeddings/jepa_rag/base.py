@@ -36,7 +36,7 @@ __all__ = ["JEPAEmbedding"]
 
 def _no_bare_string(texts: Any) -> list[str]:
     """Every check of :func:`validate_texts` but emptiness (an empty node gets a vector, with a warning)."""
-    if isinstance(texts, (str, bytes)):
+    if isinstance(texts, (str, bytes)) or not hasattr(texts, "__iter__"):
         validate_texts(texts, "documents")  # raises, naming the problem
     texts = list(texts)
     validate_texts(["-" if isinstance(t, str) and not t.strip() else t for t in texts], "documents")
