@@ -386,7 +386,8 @@ def choose_for_collection(collection, *, embedding_function=None, prior: float, 
         raise InvalidInputError("choose_fusion: the collection has no embedding function with a query route; pass "
                                 "embedding_function=JEPAEmbeddingFunction(...) (the one it was built with)")
     sample = store.sample(4 * n_queries, seed=seed)
-    ids, texts = list(sample), [text for text, _ in sample.values()]
+    ids = sorted(sample)  # the same documents in the same order whatever the index's segment layout
+    texts = [sample[i][0] for i in ids]
     bar = None
     if progress:
         from tqdm.auto import tqdm
