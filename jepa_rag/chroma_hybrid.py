@@ -544,9 +544,13 @@ class HybridCollection:
         try:
             lexical_hits = [([], True) if store is None else self._lexical(
                 store, toks, depth, lexical_filter, where if post_filter else None, where_document) for toks in tokens]
+            # what needs no dense result is computed while Chroma searches
+            dense_stats = _dense_stats(query_embeddings, moments) if moments is not None else None
+            bm25_stats = [store.bm25_moments(toks, [(key, score) for key, score, _ in hits],
+                                             complete and not where and not where_document)
+                          if dense_stats is not None else None for toks, (hits, complete) in zip(tokens, lexical_hits)]
         finally:
             dense = dense_future.result()
-        dense_stats = _dense_stats(query_embeddings, moments) if moments is not None else None
         to_similarity = self._similarity()
         # both sides are ranked by key (a hash of the id, read from a column for BM25's hits): only the winners'
         # ids and records are read from stored documents
@@ -569,8 +573,7 @@ class HybridCollection:
                 extra = store.scores_of(toks, [ids_of[key] for key, _ in dense_pairs if key not in seen])
                 exact = sorted(lexical + [(key, extra.get(key, 0.0)) for key, _ in dense_pairs if key not in seen],
                                key=lambda pair: -pair[1])
-                bm25_stats = store.bm25_moments(toks, lexical, complete and not where and not where_document)
-                fused = fusion.fuse(dense_pairs, exact, n_results, corpus_stats=(dense_stats[q], bm25_stats))
+                fused = fusion.fuse(dense_pairs, exact, n_results, corpus_stats=(dense_stats[q], bm25_stats[q]))
             per_query.append((fused, dict(dense_pairs), dict(lexical)))
         winners = {key for fused, _, _ in per_query for key, _ in fused}
         records: dict[str, tuple] = {}
@@ -657,7 +660,9 @@ def _dense_stats(query_embeddings: Any, moments: tuple[np.ndarray, np.ndarray]) 
         return None
     q /= np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
     mean = q @ mu
-    var = ((q @ second) * q).sum(axis=1) - mean**2
+    # the 768 x 768 product in float32, as the second moment is held: half the memory read per query
+    q32 = q.astype(second.dtype)
+    var = ((q32 @ second) * q32).sum(axis=1, dtype=np.float64) - mean**2
     return [(float(m), float(np.sqrt(max(v, 0.0)))) for m, v in zip(mean, var)]
 
 

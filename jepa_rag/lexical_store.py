@@ -33,6 +33,7 @@ source of truth.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import math
@@ -94,6 +95,7 @@ def folder_lock(folder: Path, *, blocking: bool = True) -> Iterator[bool]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
+@functools.lru_cache(maxsize=16_384)  # the ids a query path sees again and again; bounded
 def key_of(doc_id: str) -> int:
     """A document's 64-bit key: what a query ranks by, so that only winners need their stored id read."""
     return int.from_bytes(hashlib.sha256(doc_id.encode("utf-8", "surrogatepass")).digest()[:8], "big")
@@ -368,7 +370,8 @@ class LexicalStore:
             moments = None
             if row is not None and row[0] > 0 and row[1]:
                 total, outer = self._decode_moments(*row[2:])
-                moments = (total / row[0], outer / row[0])
+                # the second moment in float32 (a query's variance needs ~1e-5 relative precision, not 1e-16)
+                moments = (total / row[0], (outer / row[0]).astype(np.float32))
             try:
                 self._index.reload()
                 self._searcher = self._index.searcher()
