@@ -116,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     ing.add_argument("--batch-size", type=int, default=16,
                      help="chunks encoded and stored per step, what Ctrl-C or a crash can lose (default 16: seconds, "
                           "not minutes, of all-mpnet-base-v2 on a 2-core CPU)")
-    ing.add_argument("--fusion", type=_fusion_mode, default="auto", metavar="auto|checkpoint|W",
+    ing.add_argument("--fusion", type=_fusion_arg, default="auto", metavar="auto|checkpoint|W",
                      help="the collection's BM25 weight in hybrid queries, stored with it: 'auto' (default) chooses "
                           "it from pseudo-queries cut out of the collection's own documents, keeping the "
                           "checkpoint's unless another is significantly better (again once the collection has "
@@ -134,16 +134,10 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _fusion_mode(value: str) -> str | float:
-    if value in ("auto", "checkpoint"):
-        return value
-    try:
-        weight = float(value)
-    except ValueError:
-        weight = -1.0
-    if not 0.0 <= weight <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected 'auto', 'checkpoint' or a weight in [0, 1], got {value!r}")
-    return weight
+def _fusion_arg(value: str) -> str | float:
+    from .evaluate import fusion_arg  # here, so --help stays free of numpy
+
+    return fusion_arg(value)
 
 
 def _client(args: argparse.Namespace):
