@@ -179,9 +179,12 @@ def _run_until(args: list[str], stored_at_least: int, sig: int, timeout: float =
 
 def test_ctrl_c_keeps_finished_batches_and_a_killed_sync_converges(tmp_path, minilm_dir, capsys):
     docs = tmp_path / "docs"
-    _folder(docs, 18, per_file=6, front=False)
+    # small batches of many chunks, so the ingest is still running seconds after the signal is due, however busy
+    # the machine (a signal that lands after the run ended tests nothing); --fusion checkpoint: nothing after it
+    _folder(docs, 36, per_file=6, front=False)
     args = [str(docs), "--collection", "notes", "--path", str(tmp_path / "index"), "--checkpoint", "none",
-            "--base-model", str(minilm_dir), "--chunk-tokens", "24", "--chunk-overlap", "0", "--batch-size", "4"]
+            "--base-model", str(minilm_dir), "--chunk-tokens", "24", "--chunk-overlap", "0", "--fusion", "checkpoint",
+            "--batch-size", "2"]
     rc, err = _run_until(args, 4, signal.SIGINT)
     lines = [line for line in err.replace("\r", "\n").splitlines() if line.startswith("interrupted")]
     assert rc == 130 and "Traceback" not in err, err[-3000:]
