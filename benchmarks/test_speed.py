@@ -329,8 +329,9 @@ ONNX_NOTE = (
     "dependency.")
 
 
-def _variants(model, workdir: Path) -> tuple:
-    """fp32, and the CPU fast paths available with this stack as ``name -> encode(texts)`` (an error string when not)."""
+def _variants(model, workdir: Path, alternatives: bool = True) -> tuple:
+    """fp32, and the CPU fast paths available with this stack as ``name -> encode(texts)`` (an error string when not);
+    without ``alternatives`` only the shipped one (bf16 autocast)."""
     def fp32(texts):
         return model.encode(texts, batch_size=32, convert_to_numpy=True, show_progress_bar=False)
 
@@ -340,6 +341,8 @@ def _variants(model, workdir: Path) -> tuple:
         return out.float().cpu().numpy()
 
     variants: dict[str, object] = {"torch bf16 autocast": bf16}
+    if not alternatives:
+        return fp32, variants
     try:
         from torch.ao.quantization import quantize_dynamic
 
@@ -428,11 +431,13 @@ def _scifact_ndcg(encode) -> float:
     return evaluate_run(ds.qrels, run, ignore_identical_ids=True)["metrics"]["ndcg@10"]
 
 
-def test_cpu_fast_path(benchmark, shared_data, mpnet, tmp_path):
-    """Fast paths for the frozen base vs fp32 PyTorch: speed ratio and agreement (SciFact NDCG@10: the next test)."""
+def test_cpu_fast_path(benchmark, shared_data, mpnet, full_mode, tmp_path):
+    """Fast paths for the frozen base vs fp32 PyTorch: speed ratio and agreement (SciFact NDCG@10: the next test).
+    A plain run measures the shipped path (bf16 autocast); ``--full`` adds the alternatives it was chosen over
+    (torch int8 dynamic, onnxruntime fp32 and int8: an ONNX export and quantisation, about a minute)."""
     pairs = load_msmarco_pairs()
     texts = pairs.queries[:FAST_TEXTS] + pairs.positives[:FAST_TEXTS]
-    fp32, variants = _variants(mpnet.base, tmp_path)
+    fp32, variants = _variants(mpnet.base, tmp_path, alternatives=full_mode)
     runnable = {k: v for k, v in variants.items() if callable(v)}
     sides = {"fp32": lambda: fp32(texts), **{k: (lambda f=f: f(texts)) for k, f in runnable.items()}}
     times = benchmark.pedantic(lambda: interleave(sides, FAST_ROUNDS), rounds=1, iterations=1)
