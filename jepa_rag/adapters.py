@@ -203,18 +203,12 @@ def embed_documents_keeping_empty(encoder: "JEPAEncoder", texts: Any) -> "np.nda
 
     import numpy as np
 
-    from jepa_rag.encoder import validate_texts
-
-    texts = _as_list(texts)
-    if not isinstance(texts, list):
-        validate_texts(texts, "documents")  # raises, naming the problem
-    # every check but emptiness: an empty text is validated as a placeholder
-    validate_texts(["-" if isinstance(t, str) and not t.strip() else t for t in texts], "documents")
+    texts = validate_documents_allowing_empty(texts)
     empty = [i for i, t in enumerate(texts) if not t.strip()]
     if not empty:
         return encoder.encode_documents(texts)
     out = np.zeros((len(texts), encoder.dim), dtype=np.float32)
-    kept = [i for i in range(len(texts)) if i not in set(empty)]
+    kept = [i for i, t in enumerate(texts) if t.strip()]
     if kept:
         out[kept] = encoder.encode_documents([texts[i] for i in kept])
     out[empty] = encoder.empty_document_vector()
@@ -225,10 +219,16 @@ def embed_documents_keeping_empty(encoder: "JEPAEncoder", texts: Any) -> "np.nda
     return out
 
 
-def _as_list(texts: Any) -> Any:
+def validate_documents_allowing_empty(texts: Any) -> list[str]:
+    """Every check of :func:`jepa_rag.encoder.validate_texts` but emptiness (the frameworks' document routes give an
+    empty text a vector, :func:`embed_documents_keeping_empty`); the texts as a list."""
+    from jepa_rag.encoder import validate_texts
+
     if isinstance(texts, (str, bytes)) or not hasattr(texts, "__iter__"):
-        return texts  # validate_texts names the problem
-    return list(texts)
+        validate_texts(texts, "documents")  # raises, naming the problem
+    texts = list(texts)
+    validate_texts(["-" if isinstance(t, str) and not t.strip() else t for t in texts], "documents")
+    return texts
 
 
 def heads_sha256(encoder: "JEPAEncoder") -> str:

@@ -58,7 +58,7 @@ from jepa_rag.fsutil import atomic_write_bytes
 from jepa_rag.fusion import Fusion, fusion_of
 from jepa_rag.fusion_choice import N_QUERIES, FusionChoice
 from jepa_rag.lexical_store import LexicalStore, UnsupportedFilter, where_query
-from jepa_rag.lexical_store import folder_lock, key_of
+from jepa_rag.lexical_store import cosine_moments, folder_lock, key_of
 from jepa_rag.lexical_store import tokenize as _tokenize
 
 from .adapters import require
@@ -654,16 +654,12 @@ def _dense_stats(query_embeddings: Any, moments: tuple[np.ndarray, np.ndarray]) 
     """Per query (mean, std) of its cosine similarity to every document, from the documents' first two moments."""
     if query_embeddings is None:
         return None
-    mu, second = moments
     q = np.asarray(query_embeddings, dtype=np.float64)
-    if q.ndim != 2 or q.shape[1] != mu.size:
+    if q.ndim != 2 or q.shape[1] != moments[0].size:
         return None
     q /= np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
-    mean = q @ mu
-    # the 768 x 768 product in float32, as the second moment is held: half the memory read per query
-    q32 = q.astype(second.dtype)
-    var = ((q32 @ second) * q32).sum(axis=1, dtype=np.float64) - mean**2
-    return [(float(m), float(np.sqrt(max(v, 0.0)))) for m, v in zip(mean, var)]
+    mean, std = cosine_moments(q, moments)
+    return [(float(m), float(s)) for m, s in zip(mean, std)]
 
 
 def _remove_tree(path: Path) -> None:

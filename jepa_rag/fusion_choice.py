@@ -322,7 +322,7 @@ def store_dense_side(query: Callable[..., dict], embed_queries: Callable[[list[s
     """The dense side of a cosine-space vector store: its top k (``query(query_embeddings=, n_results=,
     include=["distances"])``, chromadb's signature, distance ``1 - cos``), the target's cosine, and the query's
     whole-collection mean and spread from the stored unit vectors' mean ``m`` and second moment ``S``."""
-    mu, second = moments
+    from .lexical_store import cosine_moments
 
     def side(queries: list[str], targets: list[str], k: int) -> SideScores:
         q = _unit(embed_queries(queries))
@@ -330,8 +330,7 @@ def store_dense_side(query: Callable[..., dict], embed_queries: Callable[[list[s
         found = query(query_embeddings=q.tolist(), n_results=k, include=["distances"])
         top = [[(str(i), 1.0 - float(d)) for i, d in zip(ids, dist)]
                for ids, dist in zip(found["ids"], found["distances"])]
-        mean = q @ mu
-        std = np.sqrt(np.maximum(((q @ second) * q).sum(axis=1) - mean**2, 0.0))
+        mean, std = cosine_moments(q, moments)  # as the query path normalises
         return SideScores(top, (q * t).sum(axis=1), mean, std)
 
     return side

@@ -24,23 +24,14 @@ from jepa_rag.adapters import (
     PRECISION_HELP,
     USE_CACHE_HELP,
     embed_documents_keeping_empty,
+    validate_documents_allowing_empty,
     from_hf_habits,
     load_encoder,
     normalize_base_model,
     normalize_checkpoint,
 )
-from jepa_rag.encoder import validate_texts
 
 __all__ = ["JEPAEmbedding"]
-
-
-def _no_bare_string(texts: Any) -> list[str]:
-    """Every check of :func:`validate_texts` but emptiness (an empty node gets a vector, with a warning)."""
-    if isinstance(texts, (str, bytes)) or not hasattr(texts, "__iter__"):
-        validate_texts(texts, "documents")  # raises, naming the problem
-    texts = list(texts)
-    validate_texts(["-" if isinstance(t, str) and not t.strip() else t for t in texts], "documents")
-    return texts
 
 
 class JEPAEmbedding(BaseEmbedding):
@@ -112,11 +103,11 @@ class JEPAEmbedding(BaseEmbedding):
 
     def get_text_embedding_batch(self, texts: list[str], show_progress: bool = False, **kwargs: Any) -> list[Embedding]:
         """LlamaIndex's batching, after refusing a bare string (which it would embed character by character)."""
-        return super().get_text_embedding_batch(_no_bare_string(texts), show_progress, **kwargs)
+        return super().get_text_embedding_batch(validate_documents_allowing_empty(texts), show_progress, **kwargs)
 
     async def aget_text_embedding_batch(self, texts: list[str], show_progress: bool = False,
                                         **kwargs: Any) -> list[Embedding]:
-        return await super().aget_text_embedding_batch(_no_bare_string(texts), show_progress, **kwargs)
+        return await super().aget_text_embedding_batch(validate_documents_allowing_empty(texts), show_progress, **kwargs)
 
     async def _aget_text_embedding(self, text: str) -> Embedding:
         return await asyncio.to_thread(self._get_text_embedding, text)
