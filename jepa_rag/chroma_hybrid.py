@@ -570,9 +570,13 @@ class HybridCollection:
                 fused = fusion.fuse(dense_pairs, lexical, n_results)
             else:  # exact BM25 for every candidate of either side, normalised like the whole-corpus retriever
                 seen = {key for key, _ in lexical}
-                extra = store.scores_of(toks, [ids_of[key] for key, _ in dense_pairs if key not in seen])
-                exact = sorted(lexical + [(key, extra.get(key, 0.0)) for key, _ in dense_pairs if key not in seen],
-                               key=lambda pair: -pair[1])
+                rest = [key for key, _ in dense_pairs if key not in seen]
+                # a dense candidate BM25 did not return scores at most its lowest hit, so below a full list of
+                # fusion.depth hits it is cut from the lexical side (and takes that side's floor), and where the hits
+                # hold every matching document it scores 0: only a shorter, incomplete list needs its exact BM25
+                extra = (store.scores_of(toks, [ids_of[key] for key in rest])
+                         if rest and not complete and len(lexical) < fusion.depth else {})
+                exact = sorted(lexical + [(key, extra.get(key, 0.0)) for key in rest], key=lambda pair: -pair[1])
                 fused = fusion.fuse(dense_pairs, exact, n_results, corpus_stats=(dense_stats[q], bm25_stats[q]))
             per_query.append((fused, dict(dense_pairs), dict(lexical)))
         winners = {key for fused, _, _ in per_query for key, _ in fused}
@@ -616,7 +620,7 @@ class HybridCollection:
                                                include=[])["ids"])
             kept = [hit for hit, i in zip(hits, ids) if i in allowed]
             if len(kept) >= depth or len(hits) < depth * widen:
-                return kept[:depth], len(hits) < depth * widen
+                return kept[:depth], len(hits) < depth * widen and len(kept) <= depth
         return kept[:depth], False
 
     def _space(self) -> str:

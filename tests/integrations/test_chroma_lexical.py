@@ -344,3 +344,52 @@ def test_fusion_override_and_checkpoint_fusion(connect, ef, passages, predictor_
     dense_only = col.hybrid_query(["zyxwv"], n_results=3, fusion=Fusion(lexical_weight=0.0))
     dense = col.collection.query(query_texts=["zyxwv"], n_results=3, include=["distances"])
     assert dense_only["ids"] == dense["ids"]
+
+
+def _every_candidate_rescored(col, text, vec, n_results, fusion, depth):
+    """The fused ranking with BM25 computed for every dense candidate BM25 did not return (what hybrid_query may
+    skip where it cannot change the ranking)."""
+    from jepa_rag import lexical_store
+    from jepa_rag.chroma_hybrid import _dense_stats
+
+    store = col.lexical_index()
+    toks = lexical_store.tokenize([text])[0]
+    hits = store.search(toks, depth)
+    lexical = [(key, score) for key, score, _ in hits]
+    dense = col.collection.query(query_embeddings=[vec], n_results=depth, include=["distances"])
+    dense_pairs = [(lexical_store.key_of(i), 1.0 - d) for i, d in zip(dense["ids"][0], dense["distances"][0])]
+    seen = {key for key, _ in lexical}
+    rest = [(key, i) for (key, _), i in zip(dense_pairs, dense["ids"][0]) if key not in seen]
+    extra = store.scores_of(toks, [i for _, i in rest])
+    exact = sorted(lexical + [(key, extra.get(key, 0.0)) for key, _ in rest], key=lambda pair: -pair[1])
+    stats = (_dense_stats([vec], store.moments)[0], store.bm25_moments(toks, lexical, len(hits) < depth))
+    ids = {lexical_store.key_of(i): i for i in dense["ids"][0]} | dict(
+        zip([key for key, _, _ in hits], store.ids_at([addr for _, _, addr in hits])))
+    return [(ids[key], score) for key, score in fusion.fuse(dense_pairs, exact, n_results, corpus_stats=stats)]
+
+
+@pytest.mark.parametrize("depth", [None, 6], ids=["full-lists", "shorter-than-fusion-depth"])
+def test_skipping_bm25_of_dense_candidates_keeps_the_ranking(depth):
+    """BM25 of a dense-only candidate is looked up only where it can change the fused ranking: with BM25's list
+    full (or holding every match) the ranking equals the one that rescores every candidate."""
+    from jepa_rag.chroma_hybrid import HybridCollection
+    from jepa_rag.fusion import Fusion
+
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(40)]
+    texts = [" ".join(rng.choice(words, size=rng.integers(3, 12))) for _ in range(300)]
+    for i in (3, 50, 120):  # a term fewer documents hold than BM25's list is long
+        texts[i] += " rareword"
+    vecs = rng.normal(size=(300, 16)).astype(np.float32)
+    client = chromadb.EphemeralClient()
+    col = HybridCollection(client, client.create_collection(_name(), configuration={"hnsw": {"space": "cosine"}},
+                                                            embedding_function=None))
+    col.add(ids=[f"d{i}" for i in range(300)], documents=texts, embeddings=vecs)
+    fusion = Fusion(lexical_weight=0.4, depth=12)
+    queries = [" ".join(rng.choice(words, size=3)) for _ in range(20)] + ["w1 zzzunknown", "zzzunknown", "rareword"]
+    for text in queries:
+        vec = rng.normal(size=16).astype(np.float32)
+        got = col.hybrid_query([text], 5, query_embeddings=[vec], fusion=fusion, depth=depth)
+        want = _every_candidate_rescored(col, text, vec, 5, fusion, depth or fusion.depth)
+        assert got["ids"][0] == [i for i, _ in want]
+        assert got["scores"][0] == pytest.approx([s for _, s in want])
