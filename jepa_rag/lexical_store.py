@@ -26,8 +26,9 @@ length, which tantivy scores as the term's idf): on dev this ranks as well as a 
 0.5487) at a fraction of the cost.
 
 A damaged state or index raises :class:`~jepa_rag.errors.LexicalIndexError` (the moments are checked against their
-hash, tantivy checks its own metadata on open) and the caller rebuilds the store from the collection, which is the
-source of truth.
+hash, tantivy checks its own metadata on open, and every committed index file's CRC-32 is verified once, by the
+writer that made it or the first reader to meet it: :mod:`jepa_rag.segment_checksums`) and the caller rebuilds the
+store from the collection, which is the source of truth.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from . import segment_checksums
 from .errors import LexicalIndexError
 from .lexical import STEMMER_LANGUAGE, STOPWORDS
 
@@ -169,6 +171,7 @@ class LexicalStore:
         self._moments: tuple[np.ndarray, np.ndarray] | None = None
         self._searcher = None
         self._memory_key = f"memory:{id(self)}"
+        self._checked: dict[str, tuple[int, int]] = {}  # bounded by the index's file count
 
     # ------------------------------------------------------------------------------------------ state
     def _init_state(self) -> None:
@@ -177,6 +180,9 @@ class LexicalStore:
             self._db.execute("CREATE TABLE IF NOT EXISTS moments (k INTEGER PRIMARY KEY CHECK (k = 0), n INTEGER, "
                              "complete INTEGER, dim INTEGER, total BLOB, outer_ BLOB, sha256 TEXT)")
             self._db.execute("CREATE TABLE IF NOT EXISTS journal (id TEXT PRIMARY KEY, old BLOB)")
+            # the index files whose checksum was verified, as they were then (segment files never change)
+            self._db.execute("CREATE TABLE IF NOT EXISTS checked (name TEXT PRIMARY KEY, size INTEGER, "
+                             "mtime_ns INTEGER)")
             defaults = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "seq": "0", "writer": "",
                         "built": "0"}
             for key, value in defaults.items():
@@ -275,7 +281,10 @@ class LexicalStore:
         tokens = dict(zip(order, tokenize([texts[i] for i in order])))
         # records without text have nothing to match: they count in the vector moments, not in BM25
         self._index_write(ids, {i: (tokens[i], final[i]) for i in ids if i in tokens})
+        # the writer checks what it just wrote (a merge's output included), so readers need only stat the files
+        committed, checked = self._check_files(strict=False)
         with self._transaction():
+            self._record_checked(committed, checked)
             self._apply_moments(old_vectors, {i: (None if r is None else r[2]) for i, r in final.items()},
                                 has_vectors)
             self._db.execute("DELETE FROM journal")
@@ -339,6 +348,54 @@ class LexicalStore:
         self._db.execute("INSERT OR REPLACE INTO moments VALUES (0, ?, ?, ?, ?, ?, ?)",
                          (n, complete, total.size, total_b, outer_b, digest))
 
+    def _check_files(self, *, strict: bool) -> tuple[list[str] | None, dict[str, tuple[int, int]]]:
+        """Verify the checksum of every committed index file not verified before (here, or by another process: the
+        ``checked`` table, trusted while a file's size and mtime are what was checked). Returns the committed files
+        and those newly verified. Damage raises :class:`LexicalIndexError` (``strict``) or is left unrecorded, for
+        the next reader to find."""
+        if self.folder is None:
+            return None, {}
+        index_dir = self.folder / "index"
+        try:
+            names = segment_checksums.committed_files(index_dir)
+            with self._thread_lock:
+                rows = self._db.execute("SELECT name, size, mtime_ns FROM checked").fetchall()
+            known = {n: (size, mtime) for n, size, mtime in rows}
+        except segment_checksums.FileDamaged as exc:
+            if strict:
+                raise LexicalIndexError(str(exc)) from None
+            return None, {}
+        except sqlite3.DatabaseError as exc:
+            raise LexicalIndexError(f"{self.folder}: cannot read the lexical store's state ({exc})") from None
+        fresh: dict[str, tuple[int, int]] = {}
+        for name in names:
+            path = index_dir / name
+            try:
+                st = path.stat()
+                seen = (st.st_size, st.st_mtime_ns)
+                if self._checked.get(name) == seen or known.get(name) == seen:
+                    self._checked[name] = seen
+                    continue
+                fresh[name] = self._checked[name] = segment_checksums.check(path)
+            except (OSError, segment_checksums.FileDamaged) as exc:
+                self._checked.pop(name, None)
+                with contextlib.suppress(segment_checksums.FileDamaged):
+                    if name not in segment_checksums.committed_files(index_dir):
+                        continue  # merged away by a writer since meta.json was read
+                if strict:
+                    raise LexicalIndexError(f"{self.folder}: damaged lexical index file: {exc}") from None
+        for name in set(self._checked) - set(names):
+            del self._checked[name]
+        return names, fresh
+
+    def _record_checked(self, committed: list[str] | None, checked: Mapping[str, tuple[int, int]]) -> None:
+        self._db.executemany("INSERT OR REPLACE INTO checked VALUES (?, ?, ?)",
+                             [(n, size, mtime) for n, (size, mtime) in checked.items()])
+        if committed is not None:  # files no commit names any more
+            keep = set(committed)
+            gone = [(n,) for (n,) in self._db.execute("SELECT name FROM checked").fetchall() if n not in keep]
+            self._db.executemany("DELETE FROM checked WHERE name = ?", gone)
+
     def _decode_moments(self, dim, total_b, outer_b, digest) -> tuple[np.ndarray, np.ndarray]:
         if (not isinstance(total_b, bytes) or not isinstance(outer_b, bytes)
                 or hashlib.sha256(total_b + outer_b).hexdigest() != digest
@@ -390,6 +447,11 @@ class LexicalStore:
                 self._searcher = self._index.searcher()
             except ValueError as exc:
                 raise LexicalIndexError(f"{self.folder}: cannot read the lexical index ({exc})") from None
+            _, checked = self._check_files(strict=True)
+            if checked:
+                with contextlib.suppress(sqlite3.DatabaseError):  # a cache for other processes: best effort
+                    with self._transaction():
+                        self._record_checked(None, checked)
             self._moments, self._seen_seq = moments, seq
             return True
 

@@ -172,6 +172,54 @@ def test_corrupt_index_is_rebuilt(connect, ef, passages, damage):
     assert sorted(_open(connect, col.name).lexical_ids()) == sorted(again.lexical_ids())  # the rebuilt one, saved
 
 
+@pytest.mark.parametrize("damage", ["flip", "zero", "truncate", "remove"])
+@pytest.mark.parametrize("kind", ["idx", "term", "fieldnorm", "store"])
+def test_a_damaged_index_file_is_found_before_it_is_served(tmp_path, ef, passages, damage, kind):
+    """tantivy opens damaged postings, norms and stored fields without a word (scores change, a zeroed term
+    dictionary fails mid-search); their checksums are verified, so the store is rebuilt instead."""
+    connect = (lambda: chromadb.PersistentClient(path=str(tmp_path / "db"))), None
+    col, _ = _filled(connect, ef, passages)
+    want = col.hybrid_query(["zyxwv handshake frames", "capital of France"], n_results=3)
+    current = json.loads((col.folder / "current.json").read_text())
+    index = col.folder / current["store"] / "index"
+    path = max(index.glob(f"*.{kind}"), key=lambda p: p.stat().st_size)
+    data = bytearray(path.read_bytes())
+    if damage == "flip":
+        data[len(data) // 3] ^= 0x01
+    elif damage == "zero":
+        data[:-100] = bytes(len(data) - 100)
+    elif damage == "truncate":
+        data = data[: len(data) // 2]
+    if damage == "remove":
+        path.unlink()
+    else:
+        path.write_bytes(bytes(data))
+    again = _open(connect, col.name)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = again.hybrid_query(["zyxwv handshake frames", "capital of France"], n_results=3)
+    assert any("rebuilding" in str(w.message) for w in caught)
+    assert again.refreshes["built"] == 1
+    assert got["ids"] == want["ids"] and got["lexical_scores"] == want["lexical_scores"]
+
+
+def test_index_files_are_checked_once(connect, ef, passages, monkeypatch):
+    """The writer verifies what it writes and records it; a new reader stats the files instead of reading them."""
+    from jepa_rag import segment_checksums
+
+    col, _ = _filled(connect, ef, passages)
+    col.add(ids=["more"], documents=["one more passage about frames"])
+    store = col.lexical_index()
+    committed = segment_checksums.committed_files(store.folder / "index")
+    assert committed and {n for (n,) in store._db.execute("SELECT name FROM checked")} == set(committed)
+    reader = _open(connect, col.name)
+    calls = []
+    real = segment_checksums.check
+    monkeypatch.setattr(segment_checksums, "check", lambda path: calls.append(path) or real(path))
+    reader.hybrid_query(["frames"], n_results=2)
+    assert calls == []
+
+
 def test_a_write_that_bypasses_the_api_needs_refresh(connect, ef, passages):
     """Documented limit: plain chromadb writes on the collection are invisible to the lexical side (no query pays
     for a whole-collection check) until refresh() rebuilds it."""
