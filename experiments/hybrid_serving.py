@@ -7,7 +7,9 @@ The serving path sees only each side's top ``depth`` candidates. It normalises t
 score statistics (the dense side's from the first two moments of the stored vectors, BM25's exact over its top
 ``depth`` plus an estimate from document frequencies for the rest: :mod:`jepa_rag.lexical_store`), which is what
 the exact retriever does over the whole corpus, so it should rank alike; the candidate-list normalisation is scored
-too. BM25 alone is scored both ways (bm25s over every document vs the collection's tantivy store).
+too. BM25 alone is scored both ways (bm25s over every document vs the collection's tantivy store). Per set, paired
+tests over the queries (t-test and Wilcoxon) compare the store's BM25 with bm25s and the serving path with the exact
+retriever.
 ``dev`` = SciFact ``qrels/train.tsv`` + NFCorpus ``qrels/dev.tsv``. Base vectors: the verified precomputed files;
 the collection is an in-memory Chroma.
 """
@@ -25,6 +27,7 @@ from jepa_rag.chroma_hybrid import HybridCollection
 from jepa_rag import JEPAEncoder, LexicalIndex, evaluate_run
 from jepa_rag.data import beir_folder, load_beir
 from jepa_rag.fusion import fusion_of
+from jepa_rag.metrics import paired_test
 from jepa_rag.precomputed import import_beir_embeddings
 from jepa_rag.retriever import HybridRetriever
 
@@ -65,9 +68,13 @@ def run(split: str, depths: list[int]) -> dict:
             runs[f"serving_depth{depth}"] = _serve(hybrid, qids, queries, qvecs, depth)
         store._moments = None  # the same candidates, normalised over the candidate lists only
         runs["serving_candidate_norm"] = _serve(hybrid, qids, queries, qvecs)
-        out["sets"][name] = {k: evaluate_run(ds.qrels, r, ignore_identical_ids=True)["metrics"]["ndcg@10"]
-                             for k, r in runs.items()}
-        print(name, ds_split, out["sets"][name], flush=True)
+        scored = {k: evaluate_run(ds.qrels, r, ignore_identical_ids=True) for k, r in runs.items()}
+        out["sets"][name] = {k: v["metrics"]["ndcg@10"] for k, v in scored.items()}
+        per_query = {k: v["per_query"]["ndcg@10"] for k, v in scored.items()}
+        out.setdefault("paired", {})[name] = {
+            f"{a} vs {b}": paired_test(per_query[a], per_query[b])
+            for a, b in (("bm25_store", "bm25_exact"), ("serving", "exact"))}
+        print(name, ds_split, out["sets"][name], out["paired"][name], flush=True)
     keys = list(next(iter(out["sets"].values())))
     for k in keys:
         out[f"mean_{k}"] = sum(v[k] for v in out["sets"].values()) / len(out["sets"])
