@@ -30,12 +30,17 @@ class FileDamaged(Exception):
 def committed_files(index_dir: Path) -> list[str]:
     """The files ``meta.json`` commits to: each listed segment's files and the ``.del`` file of its last delete.
     Files of segments a writer is still writing are not listed (their names are in no committed ``meta.json``)."""
-    try:
-        meta = json.loads((index_dir / "meta.json").read_text(encoding="utf-8"))
-        segments = [(str(s["segment_id"]).replace("-", ""), s.get("deletes")) for s in meta["segments"]]
-        names = os.listdir(index_dir)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise FileDamaged(f"{index_dir / 'meta.json'}: unreadable ({exc})") from None
+    for _ in range(3):  # a writer may commit (and delete merged-away files) between reading meta.json and listing
+        try:
+            raw = (index_dir / "meta.json").read_bytes()
+            meta = json.loads(raw)
+            segments = [(str(s["segment_id"]).replace("-", ""), s.get("deletes")) for s in meta["segments"]]
+            names = os.listdir(index_dir)
+            moved = (index_dir / "meta.json").read_bytes() != raw
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise FileDamaged(f"{index_dir / 'meta.json'}: unreadable ({exc})") from None
+        if not moved:
+            break
     by_segment: dict[str, list[str]] = {}
     for name in names:
         by_segment.setdefault(name.split(".", 1)[0], []).append(name)
