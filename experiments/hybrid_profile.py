@@ -5,7 +5,8 @@
 Builds (once; kept in ``--path``) an embedded Chroma collection of ``--documents`` recombined BEIR documents with
 precomputed vectors (``experiments.scale.make_docs``, as ``python -m experiments.scale`` builds them), then times,
 for ``--queries`` real BEIR queries drawn with seed 0: Chroma's top 10 (default include) and top 100 (distances
-only), the lexical store's BM25 top 100, BM25 of the dense top 100 (``LexicalStore.scores_of``) and the whole
+only), the lexical store's BM25 top 100, BM25 of the dense top 100 (``LexicalStore.scores_of``, which
+``hybrid_query`` calls only for a BM25 list shorter than the fusion's depth) and the whole
 ``HybridCollection.hybrid_query``. Prints p50 / p95 in milliseconds and the CPU.
 """
 
