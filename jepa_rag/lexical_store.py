@@ -171,7 +171,6 @@ class LexicalStore:
         self._moments: tuple[np.ndarray, np.ndarray] | None = None
         self._searcher = None
         self._memory_key = f"memory:{id(self)}"
-        self._checked: dict[str, tuple[int, int]] = {}  # bounded by the index's file count
 
     # ------------------------------------------------------------------------------------------ state
     def _init_state(self) -> None:
@@ -349,10 +348,10 @@ class LexicalStore:
                          (n, complete, total.size, total_b, outer_b, digest))
 
     def _check_files(self, *, strict: bool) -> tuple[list[str] | None, dict[str, tuple[int, int]]]:
-        """Verify the checksum of every committed index file not verified before (here, or by another process: the
-        ``checked`` table, trusted while a file's size and mtime are what was checked). Returns the committed files
-        and those newly verified. Damage raises :class:`LexicalIndexError` (``strict``) or is left unrecorded, for
-        the next reader to find."""
+        """Verify the checksum of every committed index file not verified before (by any process: the ``checked``
+        table, trusted while a file's size and mtime are what was checked). Returns the committed files and those
+        newly verified, for the caller to record. Damage raises :class:`LexicalIndexError` (``strict``) or is left
+        unrecorded, for the next reader to find."""
         if self.folder is None:
             return None, {}
         index_dir = self.folder / "index"
@@ -372,20 +371,15 @@ class LexicalStore:
             path = index_dir / name
             try:
                 st = path.stat()
-                seen = (st.st_size, st.st_mtime_ns)
-                if self._checked.get(name) == seen or known.get(name) == seen:
-                    self._checked[name] = seen
+                if known.get(name) == (st.st_size, st.st_mtime_ns):
                     continue
-                fresh[name] = self._checked[name] = segment_checksums.check(path)
+                fresh[name] = segment_checksums.check(path)
             except (OSError, segment_checksums.FileDamaged) as exc:
-                self._checked.pop(name, None)
                 with contextlib.suppress(segment_checksums.FileDamaged):
                     if name not in segment_checksums.committed_files(index_dir):
                         continue  # merged away by a writer since meta.json was read
                 if strict:
                     raise LexicalIndexError(f"{self.folder}: damaged lexical index file: {exc}") from None
-        for name in set(self._checked) - set(names):
-            del self._checked[name]
         return names, fresh
 
     def _record_checked(self, committed: list[str] | None, checked: Mapping[str, tuple[int, int]]) -> None:
